@@ -1,0 +1,5 @@
+"""One thin adapter per TRL trainer. Each exposes `.trainer`, `.train()`, `.set_kl_coef()`,
+`.set_clip_range()`, `.knobs()`, `.metric_keys` (unified name -> TRL key) and `.rollout_steps`
+(optimizer steps per rollout)."""
+
+ALGORITHMS = ("grpo", "rloo", "ppo")

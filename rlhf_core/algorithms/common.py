@@ -1,0 +1,177 @@
+"""Pieces shared by the algorithm adapters: CPU-friendly TRL settings, the rollout recorder
+(rewards + samples + KL against the reference model), and the unified metric names."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import RunConfig
+
+# Tokens shown in the per-token log-ratio heatmap: the first few samples of every step.
+HEATMAP_SAMPLES = 4
+
+
+class Diverged(RuntimeError):
+    """NaN or inf in a reward or a loss: the run cannot continue."""
+
+
+class StopRequested(Exception):
+    """The user (control file or SIGTERM) asked the run to stop."""
+
+
+def resolve_device(cfg: RunConfig) -> str:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is 'cuda' but no CUDA GPU is available; use device: auto or cpu")
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return cfg.device
+
+
+def trl_common_kwargs(cfg: RunConfig, output_dir: str, device: str) -> dict:
+    """Settings every TRL config gets. TRL's defaults target big models on GPUs; for a tiny model
+    on a CPU they cost speed (gradient checkpointing, bf16 emulation) or learning (lr 1e-6)."""
+    on_gpu = device == "cuda"
+    return dict(
+        output_dir=output_dir,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="constant",  # a playground run can be long; keep the step size meaningful
+        max_grad_norm=cfg.max_grad_norm,
+        gradient_checkpointing=False,
+        bf16=on_gpu,
+        use_cpu=not on_gpu,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        gradient_accumulation_steps=1,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.generations_per_prompt,
+    )
+
+
+@dataclass
+class Rollout:
+    """What the recorder captured for one rollout (one step)."""
+
+    prompts: list[str] = field(default_factory=list)
+    completions: list[str] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    kls: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+    logratios: list[list[float]] = field(default_factory=list)
+
+    def samples(self) -> list[dict]:
+        out = []
+        for i, (p, c, r) in enumerate(zip(self.prompts, self.completions, self.rewards)):
+            s = {"prompt": p, "completion": c, "reward": r, "kl": self.kls[i] if i < len(self.kls) else None}
+            if i < len(self.tokens):
+                s["tokens"], s["logratios"] = self.tokens[i], self.logratios[i]
+            out.append(s)
+        return out
+
+
+class RolloutRecorder:
+    """Scores completions with the user's reward and records the rollout for the store.
+
+    It also measures, at sampling time, each completion's log-ratio log pi(y_t)/pi_ref(y_t) per
+    token against the frozen reference model. Its sum is the sequence KL estimate shown as `kl`
+    for every algorithm alike (TRL's own KL keys use different estimators and averaging, and are
+    kept as raw keys)."""
+
+    def __init__(self, reward, tokenizer, temperature: float):
+        self.reward = reward
+        self.tok = tokenizer
+        self.temperature = temperature
+        self.policy = None  # set by the adapter once the trainer exists
+        self.ref = None
+        self.current = Rollout()
+
+    def score(self, prompts: list[str], completions: list[str],
+              prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> list[float]:
+        rewards = self.reward(completions, prompts=prompts)
+        bad = [i for i, r in enumerate(rewards) if not math.isfinite(r)]
+        roll = Rollout(list(prompts), list(completions), rewards, lengths=[len(c) for c in completion_ids])
+        if self.policy is not None and self.ref is not None:
+            self._measure_kl(roll, prompt_ids, completion_ids)
+        self.current = roll
+        if bad:
+            raise Diverged(f"reward '{self.reward.name}' returned {rewards[bad[0]]} for completion {bad[0]} "
+                           f"({completions[bad[0]][:60]!r})")
+        return rewards
+
+    @torch.no_grad()
+    def _measure_kl(self, roll: Rollout, prompt_ids, completion_ids) -> None:
+        seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids)]
+        width = max(len(s) for s in seqs)
+        cmax = max(1, max(len(c) for c in completion_ids))
+        pad = self.tok.pad_token_id
+        device = next(self.policy.parameters()).device
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):  # left padding: every completion ends at the last column
+            ids[i, width - len(s):] = torch.tensor(s)
+            mask[i, width - len(s):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        target = ids[:, -cmax:]
+
+        def logps(model):
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -cmax - 1:-1].float()
+            return torch.log_softmax(logits / self.temperature, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+        ratio = (logps(self.policy) - logps(self.ref)).cpu()
+        for i, c in enumerate(completion_ids):
+            r = ratio[i, cmax - len(c):] if len(c) else ratio[i, :0]
+            roll.kls.append(float(r.sum()))
+            if i < HEATMAP_SAMPLES:
+                roll.tokens.append([self.tok.decode([t]) for t in c])
+                roll.logratios.append([round(float(x), 4) for x in r])
+
+    def pop(self) -> Rollout:
+        roll, self.current = self.current, Rollout()
+        return roll
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return statistics.fmean(xs) if xs else None
+
+
+def unified_metrics(roll: Rollout, raw: dict[str, float], key_map: dict[str, str], kl_coef: float,
+                    clip_range: float, step_time: float) -> dict:
+    """The metric names every UI view and CLI relies on (DESIGN.md), plus TRL's raw keys under trl/."""
+    reward = mean(roll.rewards)
+    kl = mean(roll.kls)
+    out = {
+        "reward": reward,
+        "reward_std": statistics.pstdev(roll.rewards) if len(roll.rewards) > 1 else 0.0,
+        "kl": kl,
+        "objective": None if reward is None or kl is None else reward - kl_coef * kl,
+        "response_length": mean(roll.lengths),
+        "kl_coef": kl_coef,
+        "clip_range": clip_range,
+        "step_time": step_time,
+    }
+    for unified in ("entropy", "clip_fraction", "approx_kl", "policy_loss", "value_loss"):
+        src = key_map.get(unified)
+        out[unified] = raw.get(src) if src else None
+    out.update({f"trl/{k}": v for k, v in raw.items()})
+    return out
+
+
+def average_logs(logs: list[dict]) -> dict[str, float]:
+    """Average TRL's per-optimizer-step logs over the update epochs of one rollout."""
+    sums: dict[str, list[float]] = {}
+    for log in logs:
+        for k, v in log.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                sums.setdefault(k, []).append(float(v))
+    return {k: (statistics.fmean(v) if all(math.isfinite(x) for x in v) else float("nan"))
+            for k, v in sums.items()}

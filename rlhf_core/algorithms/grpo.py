@@ -1,0 +1,88 @@
+"""GRPO over TRL's GRPOTrainer: a group of completions per prompt, each scored against its
+group's mean (no value network), with a KL penalty to the reference model inside the loss.
+
+Knob mapping: kl_coef -> beta, clip_range -> epsilon, update_epochs -> num_iterations,
+prompts_per_step x generations_per_prompt -> per_device_train_batch_size.
+RLOO (rloo.py) shares this adapter: its trainer has the same shape and live attributes.
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset
+
+from ..config import RunConfig
+from .common import RolloutRecorder, trl_common_kwargs
+
+GROUP_METRIC_KEYS = {
+    "entropy": "entropy",
+    "clip_fraction": "clip_ratio/region_mean",
+    "policy_loss": "loss",
+}
+
+
+class GroupAdapter:
+    """Adapter for GRPO-shaped TRL trainers (GRPOTrainer, RLOOTrainer)."""
+
+    metric_keys = GROUP_METRIC_KEYS
+
+    def __init__(self, trainer_cls, config_cls, cfg: RunConfig, policy, tok, recorder: RolloutRecorder,
+                 prompts: list[str], output_dir: str, device: str, callbacks, extra_args: dict | None = None):
+        import torch
+
+        self.cfg = cfg
+        self.rollout_steps = cfg.update_epochs  # optimizer steps that reuse one rollout
+        # TRL builds the reference model only when beta != 0 at construction, and crashes if beta is
+        # raised later. Build it with a nonzero beta, then set the user's value (0 allowed) below.
+        args = config_cls(
+            **trl_common_kwargs(cfg, output_dir, device),
+            max_steps=cfg.steps * cfg.update_epochs,
+            num_generations=cfg.generations_per_prompt,
+            max_completion_length=cfg.response_length,
+            temperature=cfg.temperature,
+            beta=cfg.kl_coef or 1.0,
+            epsilon=cfg.clip_range,
+            num_iterations=cfg.update_epochs,
+            steps_per_generation=1,
+            disable_dropout=True,
+            log_completions=False,
+            model_init_kwargs={"dtype": torch.bfloat16 if device == "cuda" else torch.float32},
+            **(extra_args or {}),
+        )
+        recorder_ref = recorder
+
+        def reward_fn(prompts, completions, completion_ids, **_):
+            prompt_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
+            return recorder_ref.score(list(prompts), list(completions), prompt_ids, completion_ids)
+
+        reward_fn.__name__ = f"reward_{recorder.reward.name.split(':')[0].replace('-', '_')}"
+        self.trainer = trainer_cls(
+            model=policy,
+            reward_funcs=[reward_fn],
+            args=args,
+            train_dataset=Dataset.from_dict({"prompt": prompts}),
+            processing_class=tok,
+            reward_processing_classes=[tok],
+            callbacks=callbacks,
+        )
+        self.set_kl_coef(cfg.kl_coef)
+        recorder.policy = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        recorder.ref = self.trainer.ref_model
+
+    def train(self) -> None:
+        self.trainer.train()
+
+    # Live knobs: TRL reads these trainer attributes every step (args.beta is read only at init).
+    def set_kl_coef(self, value: float) -> None:
+        self.trainer.beta = float(value)
+
+    def set_clip_range(self, value: float) -> None:
+        self.trainer.epsilon_low = self.trainer.epsilon_high = float(value)
+
+    def knobs(self) -> tuple[float, float]:
+        return float(self.trainer.beta), float(self.trainer.epsilon_low)
+
+
+def build(cfg: RunConfig, policy, tok, recorder, prompts, output_dir, device, callbacks) -> GroupAdapter:
+    from trl import GRPOConfig, GRPOTrainer
+
+    return GroupAdapter(GRPOTrainer, GRPOConfig, cfg, policy, tok, recorder, prompts, output_dir, device, callbacks)

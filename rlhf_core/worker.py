@@ -1,0 +1,249 @@
+"""The training worker: `python -m rlhf_core.worker RUN_DIR [--allow-code]`.
+
+Started by `rlhf_core.runs` as a subprocess in its own session at lowered priority, or run in
+the foreground by `python -m rlhf_core train`. It reads RUN_DIR/config.yaml, builds the TRL
+trainer, and writes every step (metrics, samples, knob events) to RUN_DIR/run.sqlite in one
+transaction. It obeys RUN_DIR/control.json (stop, live kl_coef / clip_range) and SIGTERM.
+
+Final statuses: finished, stopped (control or SIGTERM), diverged (NaN/inf reward or loss),
+failed (any other error; message and traceback kept in the store). A worker killed outright
+leaves status running/starting behind with a dead pid, which readers report as crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Callable
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from .config import ConfigError, RunConfig  # noqa: E402
+from .control import ControlWatcher  # noqa: E402
+from .store import RunStore  # noqa: E402
+
+ProgressFn = Callable[[int, int, dict], None]
+
+
+def _prepare_environment(cfg: RunConfig) -> None:
+    """Decide offline mode before transformers is imported: huggingface_hub reads it at import."""
+    from . import zoo
+
+    needs_hub = any(zoo.resolve(name, what)[1] for name, what in ((cfg.policy, "policy"),)
+                    ) or cfg.reward.startswith("hub:")
+    if needs_hub and not zoo.hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def _make_callback(adapter_box: dict, recorder, store: RunStore | None, watcher: ControlWatcher,
+                   total: int, progress: ProgressFn | None):
+    from transformers import TrainerCallback
+
+    from .algorithms.common import Diverged, StopRequested, average_logs, unified_metrics
+
+    class StepCallback(TrainerCallback):
+        """Turns TRL's per-optimizer-step logs into one stored row per rollout and obeys control."""
+
+        def __init__(self):
+            self.logs: list[dict] = []
+            self.t_last = time.perf_counter()
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t_last = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            adapter = adapter_box["adapter"]
+            if not logs or "train_runtime" in logs:
+                return
+            self.logs.append(dict(logs))
+            if state.global_step % adapter.rollout_steps:
+                return
+            step = state.global_step // adapter.rollout_steps
+            raw = average_logs(self.logs)
+            self.logs = []
+            now = time.perf_counter()
+            kl_coef, clip_range = adapter.knobs()
+            roll = recorder.pop()
+            metrics = unified_metrics(roll, raw, adapter.metric_keys, kl_coef, clip_range, now - self.t_last)
+            self.t_last = now
+            if store is not None:
+                store.write_step(step, metrics, roll.samples())
+            if progress is not None:
+                progress(step, total, metrics)
+            bad = [k for k in ("policy_loss", "value_loss", "reward") if isinstance(metrics.get(k), float)
+                   and not math.isfinite(metrics[k])]
+            if bad:
+                raise Diverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}")
+            apply_control(adapter, watcher, store, step + 1)
+
+    return StepCallback()
+
+
+def apply_control(adapter, watcher: ControlWatcher, store: RunStore | None, next_step: int) -> None:
+    """Apply a changed control message: stop, or live knob changes recorded as events."""
+    from .algorithms.common import StopRequested
+
+    msg = watcher.poll()
+    if not msg:
+        return
+    if msg.get("stop"):
+        raise StopRequested("stop requested")
+    kl_coef, clip_range = adapter.knobs()
+    for name, current, setter in (("kl_coef", kl_coef, adapter.set_kl_coef),
+                                  ("clip_range", clip_range, adapter.set_clip_range)):
+        value = msg.get(name)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value) or value < 0 or (name == "clip_range" and value == 0):
+            if store is not None:
+                store.add_event(next_step, "control_rejected", {"name": name, "value": str(value)})
+            continue
+        if float(value) != current:
+            setter(float(value))
+            if store is not None:
+                store.add_event(next_step, "knob", {"name": name, "from": current, "to": float(value)})
+
+
+def _quiet_trainer(trainer) -> None:
+    """TRL prints every log dict when tqdm is off; the store is our log."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+
+
+def _quiet_libraries() -> None:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import datasets
+
+    datasets.utils.logging.disable_progress_bar()
+    datasets.utils.logging.set_verbosity_error()
+
+
+def _load_everything(cfg: RunConfig, run_dir: str, allow_code: bool, device: str):
+    import torch
+
+    from . import zoo
+    from .prompts import prompt_texts, review_openings
+    from .rewards import get_reward
+
+    policy, tok = zoo.load_policy(cfg.policy, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    policy.to(device)
+    reward = get_reward(cfg.reward, allow_code=allow_code)
+    if cfg.algorithm == "ppo":
+        prompts = review_openings(tok, cfg.prompt_tokens, "train")
+    else:
+        prompts = prompt_texts(tok, cfg.prompt_tokens, "train")
+    if len(prompts) < cfg.prompts_per_step * cfg.generations_per_prompt:
+        raise ConfigError(f"prompts_per_step x generations_per_prompt = "
+                          f"{cfg.prompts_per_step * cfg.generations_per_prompt} exceeds the {len(prompts)} "
+                          "available prompts")
+    return policy, tok, reward, prompts
+
+
+def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | None = None,
+               install_sigterm: bool = True) -> str:
+    """Train the run in RUN_DIR; return its final status. Never raises for run errors."""
+    from accelerate import PartialState
+
+    store_main = RunStore(run_dir, create=True)
+    is_main = PartialState().is_main_process
+    store = store_main if is_main else None
+    t0 = time.time()
+
+    def on_sigterm(signum, frame):
+        from .algorithms.common import StopRequested
+
+        raise StopRequested("SIGTERM")
+
+    if install_sigterm:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    if store:
+        store.set_meta(pid=os.getpid(), started=t0)
+        store.set_status("starting")
+    try:
+        from .algorithms.common import Diverged, StopRequested
+        from .rewards import RewardError
+        from .zoo import ZooError
+    except Exception as e:  # noqa: BLE001 - a broken install must still end in a status
+        if store:
+            store.set_status("failed", f"import error: {e}", traceback.format_exc())
+        return "failed"
+
+    status, message, detail = "failed", None, None
+    try:
+        cfg = RunConfig.from_yaml(os.path.join(run_dir, "config.yaml"))
+        if store:
+            store.set_meta(steps_total=cfg.steps, algorithm=cfg.algorithm, config=cfg.model_dump())
+        _prepare_environment(cfg)
+        import torch
+        from transformers import set_seed
+
+        _quiet_libraries()
+
+        from .algorithms import grpo, ppo, rloo
+        from .algorithms.common import RolloutRecorder, resolve_device
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg)
+        set_seed(cfg.seed)
+        policy, tok, reward, prompts = _load_everything(cfg, run_dir, allow_code, device)
+        recorder = RolloutRecorder(reward, tok, cfg.temperature)
+        watcher = ControlWatcher(run_dir)
+        box: dict = {}
+        callback = _make_callback(box, recorder, store, watcher, cfg.steps, progress)
+        out_dir = os.path.join(run_dir, "trl")
+        if cfg.algorithm == "ppo":
+            adapter = ppo.build(cfg, policy, tok, recorder, prompts, policy.config._name_or_path, out_dir,
+                                device, [callback])
+        else:
+            module = grpo if cfg.algorithm == "grpo" else rloo
+            adapter = module.build(cfg, policy, tok, recorder, prompts, out_dir, device, [callback])
+        box["adapter"] = adapter
+        _quiet_trainer(adapter.trainer)
+        apply_control(adapter, watcher, store, 1)  # a stop or knob change sent while we were loading
+        if store:
+            store.set_status("running")
+        adapter.train()
+        status = "finished"
+    except StopRequested as e:
+        status, message = "stopped", str(e)
+    except Diverged as e:
+        status, message = "diverged", str(e)
+    except (ConfigError, ZooError, RewardError) as e:
+        status, message = "failed", str(e)
+    except Exception as e:  # noqa: BLE001 - the run fails, the worker reports it
+        status, message, detail = "failed", f"{type(e).__name__}: {e}", traceback.format_exc()
+    if store:
+        store.set_meta(ended=time.time())
+        store.set_status(status, message, detail)
+    return status
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rlhf_core.worker")
+    p.add_argument("run_dir")
+    p.add_argument("--allow-code", action="store_true", help="allow file:<path>:<fn> rewards")
+    p.add_argument("--nice", type=int, default=5, help="lower the worker's CPU priority by this much")
+    a = p.parse_args(argv)
+    if a.nice:
+        try:
+            os.nice(a.nice)
+        except OSError:
+            pass
+    status = run_worker(a.run_dir, allow_code=a.allow_code)
+    return 0 if status in ("finished", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
