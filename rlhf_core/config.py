@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Algorithm = Literal["ppo", "grpo", "rloo"]
 
 
+PRESET_KEY = "preset"  # presets/*.yaml carry {title, description, needs_internet} under this key
+
+
 class ConfigError(ValueError):
     """An invalid config; the message names the field and the value."""
 
@@ -100,7 +103,12 @@ class RunConfig(BaseModel):
             raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
         if data is None:
             raise ConfigError(f"{source}: the file is empty; it needs at least one knob, e.g. 'algorithm: grpo'")
-        return cls.parse(data)
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != PRESET_KEY}  # preset metadata is not a knob
+        try:
+            return cls.parse(data)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
 
     @classmethod
     def from_yaml(cls, path: str) -> "RunConfig":

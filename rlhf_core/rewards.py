@@ -257,3 +257,22 @@ def list_rewards() -> list[dict]:
     return [{"name": s.name, "description": s.description,
              "range": [s.value_range[0], s.value_range[1]], "needs_network": s.needs_network}
             for s in STATIC_SPECS.values()]
+
+
+def check_reward_name(name: str) -> None:
+    """Cheap syntax check of a reward name (no model loading), for config validation."""
+    if not isinstance(name, str) or not name.strip():
+        raise RewardError("reward: name is empty")
+    kind, _, arg = name.strip().partition(":")
+    if kind in ("vader", *zoo.EMBEDDED_REWARD_MODELS):
+        if arg:
+            raise RewardError(f"reward '{name}': '{kind}' takes no argument")
+        return
+    if kind in ("length", "keyword", "hub", "file"):
+        if kind != "length" and not arg:
+            raise RewardError(f"reward '{name}': '{kind}' needs an argument, e.g. "
+                              + {"keyword": "keyword:great", "hub": "hub:lvwerra/distilbert-imdb",
+                                 "file": "file:my_reward.py:reward"}[kind])
+        return
+    raise RewardError(f"unknown reward '{name}'; choose one of: vader, learned-rm, gold-rm, length[:N], "
+                      "keyword:<word>, hub:<model id>[:<label>], file:<path>:<function>")

@@ -119,7 +119,15 @@ def _quiet_trainer(trainer) -> None:
 
 
 def _quiet_libraries() -> None:
+    """Deprecation chatter from transformers/TRL would bury real errors in worker.log."""
+    import logging
+    import warnings
+
     import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="trl")
+    logging.getLogger("trl").setLevel(logging.ERROR)
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -230,6 +238,16 @@ def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | No
     return status
 
 
+def _start_next_queued(run_dir: str) -> None:
+    """A finishing worker frees a slot: start the next queued run, so queues drain headless."""
+    from . import runs
+
+    try:
+        runs.schedule(os.path.dirname(os.path.abspath(run_dir)))
+    except Exception as e:  # noqa: BLE001 - the run itself is done; a queue problem is only logged
+        print(f"could not start the next queued run: {e}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rlhf_core.worker")
     p.add_argument("run_dir")
@@ -242,6 +260,7 @@ def main(argv=None) -> int:
         except OSError:
             pass
     status = run_worker(a.run_dir, allow_code=a.allow_code)
+    _start_next_queued(a.run_dir)
     return 0 if status in ("finished", "stopped") else 1
 
 

@@ -114,7 +114,7 @@ def resolve(name: str, what: str = "policy") -> tuple[str, bool]:
     return name, True
 
 
-def _hub_kwargs(name: str, what: str) -> dict:
+def hub_load_kwargs(name: str, what: str) -> dict:
     """Loading kwargs for a hub id; offline, only the local cache may serve it."""
     if hub_reachable():
         return {}
@@ -136,7 +136,7 @@ def _load(name: str, what: str, model_cls_name: str, **model_kwargs):
     from transformers import AutoTokenizer
 
     path, is_hub = resolve(name, what)
-    extra = _hub_kwargs(path, what) if is_hub else {}
+    extra = hub_load_kwargs(path, what) if is_hub else {}
     model_cls = getattr(transformers, model_cls_name)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **extra)

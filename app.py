@@ -1,0 +1,39 @@
+"""RLHF Explorer: the router. Pages live in pages/; the logic lives in rlhf_core/."""
+
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import streamlit as st  # noqa: E402
+
+from rlhf_core import runs  # noqa: E402
+
+st.set_page_config(page_title="RLHF Explorer", layout="wide")
+
+PAGES = {
+    "Explore": [
+        st.Page("pages/train.py", title="Playground", default=True, url_path="playground"),
+        st.Page("pages/compare.py", title="Runs & Compare", url_path="compare"),
+    ],
+    "About": [st.Page("pages/about.py", title="About", url_path="about")],
+}
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.markdown("### RLHF Explorer")
+        st.caption("Real TRL training on small language models, live in your browser.")
+        try:
+            all_runs = runs.list_runs()
+        except (runs.RunError, OSError) as e:
+            st.error(f"Runs folder problem: {e}")
+            return
+        live = sum(r.status in ("starting", "running") for r in all_runs)
+        queued = sum(r.status == "queued" for r in all_runs)
+        st.caption(f"{len(all_runs)} runs · {live} training · {queued} queued · cap {runs.default_cap()}")
+        st.caption(f"Runs folder: `{runs.runs_root()}`")
+
+
+navigation = st.navigation(PAGES)
+sidebar()
+navigation.run()

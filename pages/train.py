@@ -1,0 +1,164 @@
+"""Playground: pick knobs, start a real TRL run, watch it live, change beta/epsilon mid-run."""
+
+import streamlit as st
+
+from rlhf_core import health, plots, runs, zoo
+from rlhf_core.config import ConfigError, RunConfig
+from rlhf_core.control import write_control
+from rlhf_core.rewards import RewardError
+from rlhf_core.store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
+from ui.common import guarded, progress_line, run_data, selected_run_id
+from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, sync_url
+
+REFRESH_S = 1.0
+
+
+def start_run(values: dict) -> None:
+    try:
+        cfg = RunConfig.parse(values)
+        runs.preflight(cfg)
+        run_id = runs.submit(cfg)
+    except (ConfigError, RewardError, zoo.ZooError, runs.RunError, StoreError) as e:
+        st.error(f"Cannot start: {e}")
+        return
+    except OSError as e:
+        st.error(f"Cannot start: the runs folder is not usable ({e.strerror or e}).")
+        return
+    st.query_params["run"] = run_id
+    st.session_state["follow_samples"] = True
+    st.rerun()
+
+
+def live_controls(run_id: str, info: runs.RunInfo) -> None:
+    """Apply beta/epsilon mid-run, and Stop. Changes land at the next step and become events."""
+    last = info.last or {}
+    cfg = info.config or {}
+    cur_kl = last.get("kl_coef", cfg.get("kl_coef", 0.05))
+    cur_clip = last.get("clip_range", cfg.get("clip_range", 0.2))
+    with st.container(border=True):
+        st.markdown("**Live knobs** — applied at the next step")
+        c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
+        new_kl = c1.select_slider("β (kl_coef)", KL_CHOICES, value=min(KL_CHOICES, key=lambda v: abs(v - cur_kl)),
+                                  key=f"live_kl_{run_id}")
+        new_clip = c2.select_slider("ε (clip_range)", CLIP_CHOICES,
+                                    value=min(CLIP_CHOICES, key=lambda v: abs(v - cur_clip)),
+                                    key=f"live_clip_{run_id}")
+        if c3.button("Apply", key=f"apply_{run_id}", type="primary"):
+            try:
+                write_control(runs.run_dir(run_id), kl_coef=new_kl, clip_range=new_clip)
+                st.toast(f"β → {new_kl:g}, ε → {new_clip:g} at the next step")
+            except (ValueError, OSError) as e:
+                st.error(f"Could not apply: {e}")
+        if c4.button("Stop", key=f"stop_{run_id}"):
+            try:
+                runs.stop(run_id)
+                st.toast("Stopping…")
+            except (runs.RunError, StoreError, OSError) as e:
+                st.error(f"Could not stop: {e}")
+
+
+def samples_view(run_id: str) -> None:
+    store = RunStore(runs.run_dir(run_id))
+    steps = store.sample_steps()
+    if not steps:
+        st.caption("Samples appear after the first step.")
+        return
+    follow = st.toggle("Follow the latest step", key="follow_samples", value=True)
+    step = steps[-1]
+    if not follow and len(steps) > 1:
+        step = st.select_slider("Step", steps, value=steps[-1], key=f"sample_step_{run_id}")
+    samples = store.samples(step)
+    st.caption(f"Samples from step {step}: prompt (bold) and completion, with reward and KL "
+               "(log π/π_ref summed over the completion).")
+    table = [{"#": s["idx"], "reward": s["reward"], "KL": s["kl"], "prompt": s["prompt"],
+              "completion": s["completion"]} for s in samples]
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"reward": st.column_config.NumberColumn(format="%.3f"),
+                                "KL": st.column_config.NumberColumn(format="%.3f")})
+    with_tokens = [s for s in samples if s.get("tokens")]
+    if with_tokens:
+        idx = st.selectbox("Per-token log-ratio against the reference model", [s["idx"] for s in with_tokens],
+                           format_func=lambda i: f"sample #{i}: {samples[i]['completion'][:60]}…",
+                           key=f"heat_{run_id}")
+        chosen = next(s for s in with_tokens if s["idx"] == idx)
+        st.markdown(f"**{chosen['prompt']}**", help="The prompt")
+        st.html(plots.logratio_html(chosen["tokens"], chosen["logratios"]))
+        st.caption("Red: the policy now likes this token more than the reference model did; blue: less. "
+                   "Hover a token for its log-ratio. The sum over tokens is the sample's KL.")
+
+
+def run_panel(run_id: str) -> None:
+    """Status, alarms, charts and samples; refreshed every second while the run is live."""
+    try:
+        info = runs.info(run_id)
+        data = run_data(run_id)
+    except (runs.RunError, StoreError) as e:
+        st.error(f"This run can no longer be read: {e}")
+        return
+    frac, text = progress_line(info, data.rows)
+    st.progress(frac, text=text)
+    if info.error:
+        (st.error if info.status in ("failed", "crashed", "diverged") else st.info)(info.error)
+    latest = RunStore(runs.run_dir(run_id)).samples() if data.rows else []
+    for alarm in health.check(data.rows, latest, info.status):
+        box = st.error if alarm.severity == "error" else st.warning
+        box(f"**{alarm.title}.** {alarm.explanation} *Try:* {alarm.try_this}")
+    if st.session_state.get("pause_live") and info.status in LIVE_STATUSES:
+        st.info("Live chart paused: zoom and pan freely. Untick 'Pause live' to resume.")
+    elif data.rows:
+        st.plotly_chart(plots.live_figure(data.rows, data.events), key=f"live_chart_{run_id}",
+                        config={"displaylogo": False})
+    else:
+        st.caption("Waiting for the first step…")
+    was_live = st.session_state.get(f"_was_live_{run_id}")
+    now_live = info.status in LIVE_STATUSES or info.status == "queued"
+    st.session_state[f"_was_live_{run_id}"] = now_live
+    if was_live and not now_live:
+        st.rerun()  # leave live mode: redraw the whole page once, without the timer
+
+
+@guarded
+def page() -> None:
+    st.title("Playground")
+    for w in init_from_url():
+        st.warning(w)
+    left, right = st.columns([1, 2.6], gap="large")
+    with left:
+        values = knob_panel()
+        sync_url(values)
+        if st.button("Start", type="primary", width="stretch", key="start"):
+            start_run(values)
+    with right:
+        run_id, problem = selected_run_id()
+        if problem:
+            st.error(problem)
+            return
+        if run_id is None:
+            st.info("Pick a preset and press **Start**: a real TRL run begins in a background worker, "
+                    "and reward, KL and samples appear here within seconds.")
+            return
+        try:
+            info = runs.info(run_id, with_last=True)
+        except (runs.RunError, StoreError) as e:
+            st.error(f"This run can no longer be read: {e}")
+            return
+        cfg = info.config or {}
+        st.subheader(f"Run {run_id}")
+        st.caption(f"{cfg.get('algorithm', '?').upper()} · policy {cfg.get('policy')} · reward "
+                   f"{cfg.get('reward')} · β {cfg.get('kl_coef')} · ε {cfg.get('clip_range')} · "
+                   f"update epochs {cfg.get('update_epochs')}")
+        live = info.status in LIVE_STATUSES or info.status == "queued"
+        if live:
+            live_controls(run_id, info)
+            st.toggle("Pause live", key="pause_live", help="Freeze the charts so you can zoom and pan.")
+            st.fragment(run_every=REFRESH_S)(run_panel)(run_id)
+        else:
+            run_panel(run_id)
+        st.divider()
+        samples_view(run_id)
+        if info.status in FINAL_STATUSES:
+            st.caption("This run has ended; it stays here with all its data. Compare it with others in "
+                       "Runs & Compare.")
+
+
+page()

@@ -1,0 +1,302 @@
+"""Command line: `python -m rlhf_core COMMAND ...` (the contract is in DESIGN.md).
+
+    train CONFIG.yaml [--run-dir DIR] [--set key=value ...] [--allow-code]
+    show RUN_DIR [--json]          export RUN_DIR --csv FILE
+    zoo [--json]                   score --reward NAME TEXT...
+    generate --policy NAME --prompt TEXT [-n N]
+    bench [--quick] [--json]       lab NAME [--quick] [--json]
+
+Exit codes: 0 success, 1 run failure, 2 invalid input (one line naming the field, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+# ---- train -------------------------------------------------------------------------------------
+
+def cmd_train(a) -> int:
+    from . import runs
+    from .config import ConfigError, RunConfig, parse_set_args
+    from .rewards import check_reward_name
+
+    try:
+        cfg = RunConfig.from_yaml(a.config) if a.config != "-" else RunConfig()
+        overrides = parse_set_args(a.set)
+        if overrides:
+            cfg = cfg.with_overrides(overrides)
+        check_reward_name(cfg.reward)
+    except (ConfigError, ValueError) as e:
+        return _fail(str(e), EXIT_INVALID)
+
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    path = [None]
+    if state.is_main_process:
+        try:
+            path[0] = runs.create_run(cfg, a.runs_root, path=os.path.abspath(a.run_dir) if a.run_dir else None)
+        except runs.RunError as e:
+            path[0] = f"ERROR:{e}"
+    if state.num_processes > 1:
+        broadcast_object_list(path)
+    if path[0].startswith("ERROR:"):
+        return _fail(path[0][6:], EXIT_FAIL)
+    run_dir = path[0]
+    from .worker import run_worker
+
+    bar = _progress_bar(cfg.steps, state.is_main_process and not a.quiet)
+    if state.is_main_process:
+        print(f"run dir: {run_dir}", file=sys.stderr)
+    try:
+        status = run_worker(run_dir, allow_code=a.allow_code, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if not state.is_main_process:
+        return EXIT_OK if status in ("finished", "stopped") else EXIT_FAIL
+    r = runs.info_at(run_dir)
+    reward = r.last.get("reward")
+    summary = f"{status}: {r.steps_done}/{r.steps_total} steps"
+    if reward is not None:
+        summary += f", last reward {reward:.3f}"
+    print(summary + (f" ({r.error})" if r.error else ""), file=sys.stderr)
+    return EXIT_OK if status in ("finished", "stopped") else EXIT_FAIL
+
+
+class _Bar:
+    def __init__(self, total):
+        from tqdm import tqdm
+
+        self.tqdm = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def __call__(self, step, total, metrics):
+        post = {k: f"{metrics[k]:.3f}" for k in ("reward", "kl") if isinstance(metrics.get(k), float)}
+        self.tqdm.set_postfix(post, refresh=False)
+        self.tqdm.update(step - self.tqdm.n)
+
+    def close(self):
+        self.tqdm.close()
+
+
+def _progress_bar(total, enabled):
+    return _Bar(total) if enabled else None
+
+
+# ---- show / export -----------------------------------------------------------------------------
+
+def cmd_show(a) -> int:
+    from . import runs
+
+    try:
+        r = runs.info_at(a.run_dir)
+    except runs.RunError as e:
+        return _fail(str(e), EXIT_INVALID)
+    out = {k: v for k, v in r.as_json().items() if k in ("status", "steps_done", "steps_total", "last",
+                                                          "error", "config")}
+    if a.json:
+        print(json.dumps(out, default=str))
+    else:
+        print(f"{r.id}: {r.status}, {r.steps_done}/{r.steps_total} steps")
+        for k in ("reward", "kl", "objective", "entropy"):
+            if r.last.get(k) is not None:
+                print(f"  {k}: {r.last[k]:.4f}")
+        if r.error:
+            print(f"  error: {r.error}")
+    return EXIT_OK
+
+
+def cmd_export(a) -> int:
+    from .store import RunStore, StoreError
+
+    try:
+        rows = RunStore(a.run_dir).metrics_since(-1)
+    except StoreError as e:
+        return _fail(str(e), EXIT_INVALID)
+    columns = ["step", "ts"] + sorted({k for r in rows for k in r} - {"step", "ts"})
+
+    def write(f):
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        w.writerows(rows)
+
+    if a.csv == "-":
+        write(sys.stdout)
+        return EXIT_OK
+    try:
+        with open(a.csv, "w", newline="") as f:
+            write(f)
+    except OSError as e:
+        return _fail(f"{a.csv}: cannot write ({e.strerror})", EXIT_INVALID)
+    if a.csv != "-":
+        print(f"wrote {len(rows)} steps to {a.csv}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- zoo / score / generate --------------------------------------------------------------------
+
+def cmd_zoo(a) -> int:
+    from . import zoo
+    from .rewards import list_rewards
+
+    policies = [{"name": e.name, "description": e.description, "needs_network": False,
+                 **{k: v for k, v in zoo.asset_info(e.name).items() if k in ("params", "trained_on")}}
+                for e in zoo.EMBEDDED_POLICIES.values()]
+    policies += [{"name": h, "description": "Hugging Face hub model", "needs_network": True}
+                 for h in zoo.KNOWN_HUB_POLICIES]
+    rewards = list_rewards()
+    for r in rewards:
+        meta = zoo.asset_info(r["name"])
+        if "held_out_pair_accuracy" in meta:
+            r["held_out_pair_accuracy"] = meta["held_out_pair_accuracy"]
+    out = {"policies": policies, "rewards": rewards}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print("Policies:")
+        for p in policies:
+            print(f"  {p['name']:<28} {p['description']}")
+        print("Rewards:")
+        for r in rewards:
+            print(f"  {r['name']:<28} {r['description']}")
+    return EXIT_OK
+
+
+def cmd_score(a) -> int:
+    from .rewards import RewardError, get_reward
+
+    try:
+        reward = get_reward(a.reward, allow_code=a.allow_code)
+        print(json.dumps(reward(a.texts)))
+    except RewardError as e:
+        return _fail(str(e), EXIT_INVALID)
+    return EXIT_OK
+
+
+def cmd_generate(a) -> int:
+    from . import zoo
+    from .generation import generate
+
+    if a.n < 1 or a.n > 256:
+        return _fail(f"-n must be between 1 and 256, got {a.n}", EXIT_INVALID)
+    if a.max_new_tokens < 1 or a.max_new_tokens > 1024:
+        return _fail(f"--max-new-tokens must be between 1 and 1024, got {a.max_new_tokens}", EXIT_INVALID)
+    if not a.temperature > 0:
+        return _fail(f"--temperature must be > 0, got {a.temperature}", EXIT_INVALID)
+    try:
+        model, tok = zoo.load_policy(a.policy)
+    except zoo.ZooError as e:
+        return _fail(str(e), EXIT_INVALID)
+    texts = generate(model, tok, [a.prompt], a.n, a.max_new_tokens, a.temperature, a.seed)[0]
+    if a.json:
+        print(json.dumps([a.prompt + t for t in texts]))
+    else:
+        for t in texts:
+            print(a.prompt + t)
+    return EXIT_OK
+
+
+# ---- bench / lab (filled in by their modules) --------------------------------------------------
+
+def cmd_bench(a) -> int:
+    try:
+        from .bench import main as bench_main
+    except ImportError:
+        return _fail("the benchmark suite is not part of this build yet", EXIT_FAIL)
+    return bench_main(quick=a.quick, as_json=a.json)
+
+
+def cmd_lab(a) -> int:
+    try:
+        from .labs import run_lab
+    except ImportError:
+        return _fail("no labs are part of this build yet", EXIT_FAIL)
+    return run_lab(a.name, quick=a.quick, as_json=a.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rlhf_core", description="RLHF Explorer command line")
+    p.add_argument("--runs-root", default=None, help="runs folder (default ./runs or $RLHF_EXPLORER_RUNS)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one run in the foreground")
+    t.add_argument("config", help="YAML config file (e.g. presets/classic-grpo.yaml), or - for defaults")
+    t.add_argument("--run-dir", help="where to write the run (default: a new folder under the runs root)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a knob")
+    t.add_argument("--allow-code", action="store_true", help="allow file:<path>:<fn> rewards to run")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("show", help="status and last metrics of a run")
+    s.add_argument("run_dir")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_show)
+
+    e = sub.add_parser("export", help="write a run's metrics as CSV")
+    e.add_argument("run_dir")
+    e.add_argument("--csv", required=True, help="output file, or - for stdout")
+    e.set_defaults(fn=cmd_export)
+
+    z = sub.add_parser("zoo", help="list policies and rewards")
+    z.add_argument("--json", action="store_true")
+    z.set_defaults(fn=cmd_zoo)
+
+    sc = sub.add_parser("score", help="score texts with a reward; prints a JSON list")
+    sc.add_argument("--reward", default="vader")
+    sc.add_argument("--allow-code", action="store_true")
+    sc.add_argument("texts", nargs="+")
+    sc.set_defaults(fn=cmd_score)
+
+    g = sub.add_parser("generate", help="sample completions from a policy")
+    g.add_argument("--policy", default="imdb-tiny")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("-n", type=int, default=1)
+    g.add_argument("--max-new-tokens", type=int, default=24)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(fn=cmd_generate)
+
+    b = sub.add_parser("bench", help="run the benchmark suite")
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_bench)
+
+    lab = sub.add_parser("lab", help="run one of the paper's labs")
+    lab.add_argument("name")
+    lab.add_argument("--quick", action="store_true")
+    lab.add_argument("--json", action="store_true")
+    lab.set_defaults(fn=cmd_lab)
+    return p
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.fn(a)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""Launching, listing, re-attaching to, stopping and queueing runs (no UI code).
+
+Runs live under ./runs by default (RLHF_EXPLORER_RUNS overrides it), one folder per run id.
+A run is created "queued"; `schedule()` starts queued runs as worker subprocesses while fewer
+than the concurrency cap are live (RLHF_EXPLORER_MAX_RUNS, default 1 on CPU). Every finishing
+worker calls `schedule()` too, so a queue drains even with no browser open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .config import RunConfig
+from .control import write_control
+from .store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
+
+RUNS_ENV = "RLHF_EXPLORER_RUNS"
+MAX_RUNS_ENV = "RLHF_EXPLORER_MAX_RUNS"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class RunError(ValueError):
+    """A bad run id, a missing run or an unusable runs folder; the message is for the user."""
+
+
+def runs_root(root: str | None = None) -> str:
+    return os.path.abspath(root or os.environ.get(RUNS_ENV) or "runs")
+
+
+def default_cap() -> int:
+    raw = os.environ.get(MAX_RUNS_ENV, "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise RunError(f"{MAX_RUNS_ENV} must be a whole number, got {raw!r}") from None
+    return 1
+
+
+def validate_run_id(run_id) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+        shown = str(run_id)[:60]
+        raise RunError(f"'{shown}' is not a valid run id (letters, digits, '-', '_' and '.' only)")
+    return run_id
+
+
+def run_dir(run_id: str, root: str | None = None) -> str:
+    return os.path.join(runs_root(root), validate_run_id(run_id))
+
+
+def ensure_root(root: str | None = None) -> str:
+    path = runs_root(root)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"runs folder {path} cannot be created ({e.strerror or e}); set {RUNS_ENV} "
+                       "to a writable folder") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"runs folder {path} is not writable; set {RUNS_ENV} to a writable folder")
+    return path
+
+
+@contextmanager
+def _root_lock(root: str):
+    with open(os.path.join(root, ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def alive(pid) -> bool:
+    """True if `pid` is a live rlhf_core process. Reaps our own zombie children first, so an
+    exited worker never looks alive, and checks the command line so a recycled pid does not."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fine, look at /proc
+    except OSError:
+        return False
+    proc = f"/proc/{pid}"
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"{proc}/stat") as f:
+                if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                    return False
+            with open(f"{proc}/cmdline", "rb") as f:
+                return b"rlhf_core" in f.read()
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class RunInfo:
+    id: str
+    dir: str
+    status: str
+    config: dict = field(default_factory=dict)
+    steps_done: int = 0
+    steps_total: int = 0
+    last: dict = field(default_factory=dict)
+    error: str | None = None
+    created: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    pid: int | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "status": self.status, "steps_done": self.steps_done,
+                "steps_total": self.steps_total, "last": self.last, "error": self.error,
+                "config": self.config, "created": self.created, "started": self.started,
+                "ended": self.ended, "duration": self.duration}
+
+
+def effective_status(store: RunStore, meta: dict | None = None) -> tuple[str, dict | None]:
+    """The stored status, except that a live status whose process is gone reads 'crashed'."""
+    last = store.last_status()
+    if last is None:
+        return "crashed", None
+    meta = store.meta() if meta is None else meta
+    if last["status"] in LIVE_STATUSES and not alive(meta.get("pid")):
+        # a just-launched worker may not have written its pid yet
+        if last["status"] == "starting" and meta.get("pid") is None and time.time() - last["ts"] < 30:
+            return "starting", last
+        return "crashed", last
+    return last["status"], last
+
+
+def info(run_id: str, root: str | None = None, with_last: bool = True) -> RunInfo:
+    path = run_dir(run_id, root)
+    if not os.path.isdir(path):
+        raise RunError(f"run '{run_id}' not found in {runs_root(root)}")
+    return info_at(path, with_last)
+
+
+def info_at(path: str, with_last: bool = True) -> RunInfo:
+    """RunInfo for any run folder (the CLI accepts folders outside the runs root)."""
+    run_id = os.path.basename(os.path.normpath(path))
+    if not os.path.isdir(path):
+        raise RunError(f"{path}: no such run folder")
+    try:
+        store = RunStore(path)
+        meta = store.meta()
+        status, last = effective_status(store, meta)
+        rows = store.metrics_since(store.last_step() - 1) if with_last else []
+        steps_done = store.count_steps()
+    except StoreError as e:
+        return RunInfo(run_id, path, "failed", error=f"run store unreadable: {e}")
+    cfg = meta.get("config") or {}
+    error = last.get("message") if last and status in ("failed", "diverged") else None
+    if status == "crashed":
+        error = "the worker process is gone without writing a final status (killed or crashed)"
+    return RunInfo(run_id, path, status, cfg, steps_done, int(meta.get("steps_total") or cfg.get("steps") or 0),
+                   rows[-1] if rows else {}, error, meta.get("created"), meta.get("started"),
+                   meta.get("ended"), meta.get("pid"))
+
+
+def list_runs(root: str | None = None) -> list[RunInfo]:
+    base = runs_root(root)
+    if not os.path.isdir(base):
+        return []
+    out = []
+    for name in os.listdir(base):
+        if not _RUN_ID.match(name) or not os.path.isdir(os.path.join(base, name)):
+            continue
+        if not os.path.exists(os.path.join(base, name, "run.sqlite")):
+            continue
+        out.append(info(name, root))
+    out.sort(key=lambda r: (r.created or 0, r.id), reverse=True)
+    return out
+
+
+def new_run_id(cfg: RunConfig) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.algorithm}-{random.randrange(16**4):04x}"
+
+
+def create_run(cfg: RunConfig, root: str | None = None, run_id: str | None = None,
+               path: str | None = None) -> str:
+    """Create a queued run (folder, config.yaml, store). Returns the run directory."""
+    if path is None:
+        base = ensure_root(root)
+        path = os.path.join(base, validate_run_id(run_id) if run_id else new_run_id(cfg))
+    if os.path.exists(os.path.join(path, "run.sqlite")):
+        raise RunError(f"{path} already holds a run; choose another --run-dir")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "config.yaml"), "w") as f:
+            f.write(cfg.to_yaml())
+        store = RunStore(path, create=True)
+        store.set_meta(created=time.time(), config=cfg.model_dump(), steps_total=cfg.steps,
+                       algorithm=cfg.algorithm)
+        store.set_status("queued")
+    except OSError as e:
+        raise RunError(f"cannot create run in {path}: {e.strerror or e}") from None
+    return path
+
+
+def launch(path: str, allow_code: bool = False) -> int:
+    """Start the worker for a run folder as a detached subprocess; returns its pid."""
+    cmd = [sys.executable, "-m", "rlhf_core.worker", path]
+    if allow_code:
+        cmd.append("--allow-code")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    store = RunStore(path)
+    with open(os.path.join(path, "worker.log"), "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env, cwd=_PROJECT_ROOT)
+    store.set_meta(pid=proc.pid, allow_code=allow_code)
+    store.set_status("starting")
+    return proc.pid
+
+
+def _live_count(base: str) -> int:
+    return sum(1 for r in list_runs(base) if r.status in LIVE_STATUSES)
+
+
+def schedule(root: str | None = None, cap: int | None = None) -> list[str]:
+    """Start queued runs, oldest first, while fewer than `cap` are live. Returns started ids."""
+    base = runs_root(root)
+    if not os.path.isdir(base):
+        return []
+    cap = default_cap() if cap is None else cap
+    started = []
+    with _root_lock(base):
+        runs = list_runs(base)
+        live = sum(1 for r in runs if r.status in LIVE_STATUSES)
+        for r in sorted((r for r in runs if r.status == "queued"), key=lambda r: (r.created or 0, r.id)):
+            if live >= cap:
+                break
+            meta = RunStore(r.dir).meta()
+            launch(r.dir, allow_code=bool(meta.get("allow_code")))
+            started.append(r.id)
+            live += 1
+    return started
+
+
+def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, cap: int | None = None) -> str:
+    """Queue a run and start it if the cap allows. Returns its run id."""
+    path = create_run(cfg, root)
+    if allow_code:
+        RunStore(path).set_meta(allow_code=True)
+    schedule(root, cap)
+    return os.path.basename(path)
+
+
+def set_knobs(run_id: str, root: str | None = None, **knobs) -> None:
+    knobs = {k: v for k, v in knobs.items() if v is not None}
+    write_control(run_dir(run_id, root), **knobs)
+
+
+def stop(run_id: str, root: str | None = None, wait: float = 0.0) -> str:
+    """Ask a run to stop. Queued runs are withdrawn at once. Idempotent (two tabs may both press
+    Stop). With `wait`, escalate to SIGTERM if the worker has not stopped after `wait` seconds."""
+    path = run_dir(run_id, root)
+    r = info(run_id, root, with_last=False)
+    store = RunStore(path)
+    if r.status == "queued":
+        with _root_lock(runs_root(root)):
+            if store.last_status()["status"] == "queued":
+                store.set_status("stopped", "withdrawn from the queue")
+        return "stopped"
+    if r.status in FINAL_STATUSES:
+        return r.status
+    write_control(path, stop=True)
+    deadline = time.time() + wait
+    while wait and time.time() < deadline:
+        if info(run_id, root, with_last=False).status not in LIVE_STATUSES:
+            break
+        time.sleep(0.1)
+    else:
+        if wait and alive(r.pid):
+            os.kill(r.pid, signal.SIGTERM)
+    return info(run_id, root, with_last=False).status
+
+
+def delete(run_id: str, root: str | None = None) -> None:
+    """Delete a run; a live worker is stopped first (and killed if it does not stop in 3 s)."""
+    path = run_dir(run_id, root)
+    if not os.path.isdir(path):
+        raise RunError(f"run '{run_id}' not found")
+    try:
+        r = info(run_id, root, with_last=False)
+    except RunError:
+        r = None
+    if r is not None and r.status in LIVE_STATUSES and alive(r.pid):
+        try:
+            stop(run_id, root, wait=3.0)
+        except (RunError, StoreError, OSError):
+            pass
+        if alive(r.pid):
+            os.kill(r.pid, signal.SIGKILL)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
+    """Cheap checks before queueing a run, so the user hears about a bad name or a missing network
+    at once rather than from a failed worker: policy and reward names resolve, hub ids are
+    reachable (or cached), and a file reward is opted in and exists."""
+    from . import zoo
+    from .rewards import RewardError, check_reward_name, code_allowed
+
+    check_reward_name(cfg.reward)
+    path, is_hub = zoo.resolve(cfg.policy, "policy")
+    if is_hub:
+        zoo.hub_load_kwargs(path, "policy")
+    kind, _, arg = cfg.reward.partition(":")
+    if kind == "hub":
+        model_id = arg.rsplit(":", 1)[0] if arg.count(":") else arg
+        try:
+            rm_path, rm_hub = zoo.resolve(model_id, "reward model")
+            if rm_hub:
+                zoo.hub_load_kwargs(rm_path, "reward model")
+        except zoo.ZooError as e:
+            raise RewardError(str(e)) from None
+    if kind == "file":
+        if not code_allowed(allow_code):
+            raise RewardError(f"reward '{cfg.reward}' runs your own Python code, which is off by default. "
+                              "Opt in by starting the app with RLHF_EXPLORER_ALLOW_CODE=1.")
+        file_path = arg.rsplit(":", 1)[0]
+        if not os.path.isfile(file_path):
+            raise RewardError(f"reward file '{file_path}' does not exist")
+
+
+def cli_command(cfg: RunConfig, config_file: str = "config.yaml") -> str:
+    return f"python -m rlhf_core train {config_file}"
+
+
+def accelerate_command(config_file: str = "config.yaml", gpus: int = 2) -> str:
+    return (f"accelerate launch --num_processes {gpus} -m rlhf_core train {config_file} "
+            "--set device=cuda")

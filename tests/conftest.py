@@ -1,0 +1,28 @@
+import os
+import sys
+
+import pytest
+
+# Tests never reach the hub: everything they load is embedded or built on the fly.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.pop("RLHF_EXPLORER_ALLOW_CODE", None)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    monkeypatch.setenv("RLHF_EXPLORER_RUNS", str(root))
+    return str(root)
+
+
+def cli(*args, env=None, timeout=300):
+    """Run `python -m rlhf_core ...` in a subprocess from the project root."""
+    import subprocess
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "rlhf_core", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,117 @@
+"""Helpers every page uses: error guard, cached run data with incremental reads, run selection."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import streamlit as st
+
+from rlhf_core import runs
+from rlhf_core.store import LIVE_STATUSES, RunStore, StoreError
+
+log = logging.getLogger("rlhf_explorer.ui")
+
+
+def guarded(fn):
+    """Run a page body; any unexpected error becomes a short st.error, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - st.rerun/st.stop raise BaseException and pass through
+            log.exception("page error")
+            st.error(f"Something went wrong: {type(e).__name__}: {e}. The details are in the server log.")
+
+    return wrapper
+
+
+class RunData:
+    """One run's rows and events, read incrementally: each refresh fetches only rows newer than
+    the last step already held (the live views call this every second)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.rows: list[dict] = []
+        self.events: list[dict] = []
+        self._last_event_id = 0
+
+    @property
+    def last_step(self) -> int:
+        return self.rows[-1]["step"] if self.rows else -1
+
+    def refresh(self) -> int:
+        """Read new rows and events; return how many rows arrived."""
+        store = RunStore(runs.run_dir(self.run_id))
+        new = store.metrics_since(self.last_step)
+        self.rows.extend(new)
+        new_events = store.events(self._last_event_id)
+        if new_events:
+            self.events.extend(new_events)
+            self._last_event_id = new_events[-1]["id"]
+        return len(new)
+
+
+def run_data(run_id: str) -> RunData:
+    """The session's cached RunData for a run, refreshed."""
+    cache = st.session_state.setdefault("_run_data", {})
+    data = cache.get(run_id)
+    if data is None:
+        data = cache[run_id] = RunData(run_id)
+    data.refresh()
+    return data
+
+
+def forget_run(run_id: str) -> None:
+    st.session_state.setdefault("_run_data", {}).pop(run_id, None)
+
+
+def selected_run_id() -> tuple[str | None, str | None]:
+    """(run id, error message) from ?run=ID; the id is validated before any file is touched."""
+    raw = st.query_params.get("run")
+    if not raw:
+        return None, None
+    try:
+        runs.validate_run_id(raw)
+    except runs.RunError as e:
+        return None, str(e)
+    try:
+        runs.info(raw, with_last=False)
+    except runs.RunError as e:
+        return None, f"{e}. It may have been deleted; pick another run in Runs & Compare."
+    except StoreError as e:
+        return None, f"run '{raw}' cannot be read: {e}"
+    return raw, None
+
+
+def fmt_duration(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
+
+
+def is_live(status: str) -> bool:
+    return status in LIVE_STATUSES or status == "queued"
+
+
+def progress_line(info: runs.RunInfo, rows: list[dict]) -> tuple[float, str]:
+    """(fraction done, 'step 12/60 · 3.1 steps/s · ETA 0:15')."""
+    total = max(1, info.steps_total)
+    done = info.steps_done
+    text = f"{info.status} · step {done}/{info.steps_total}"
+    recent = rows[-20:]
+    if len(recent) >= 2:
+        dt = recent[-1]["ts"] - recent[0]["ts"]
+        if dt > 0:
+            rate = (len(recent) - 1) / dt
+            text += f" · {rate:.1f} steps/s"
+            if info.status == "running":
+                text += f" · ETA {fmt_duration((total - done) / rate)}"
+    elif info.status in ("starting", "queued"):
+        text += " · loading models…" if info.status == "starting" else " · waiting for a free slot"
+    if info.duration is not None and info.status not in ("queued",):
+        text += f" · elapsed {fmt_duration(info.duration if info.ended else time.time() - (info.started or time.time()))}"
+    return min(1.0, done / total), text

@@ -1,0 +1,178 @@
+"""The Playground's knob panel: presets, every RunConfig knob with RLHF-flavoured help, and the
+round trip of the current settings through the URL's query parameters (shareable configs)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rlhf_core import zoo
+from rlhf_core.config import ConfigError, RunConfig
+from rlhf_core.presets import list_presets
+from rlhf_core.rewards import STATIC_SPECS
+
+KL_CHOICES = [0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
+CLIP_CHOICES = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 10.0, 100.0]
+LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
+REWARD_CHOICES = ["vader", "learned-rm", "gold-rm", "length", "keyword:great", "hub:lvwerra/distilbert-imdb"]
+CUSTOM = "other…"
+# knobs shared through the URL; the rest stay at their preset values
+URL_KNOBS = ("algorithm", "policy", "reward", "kl_coef", "clip_range", "learning_rate", "steps",
+             "prompts_per_step", "generations_per_prompt", "response_length", "temperature",
+             "update_epochs", "seed")
+
+HELP = {
+    "algorithm": "GRPO compares each completion with the others for the same prompt (no value network). "
+                 "RLOO does the same with a leave-one-out baseline. PPO learns a value head and gives "
+                 "per-token advantages (GAE).",
+    "policy": "The language model being trained. imdb-tiny is embedded and fast; hub ids need internet.",
+    "reward": "What the policy is paid for. VADER scores sentiment; the reward models are learned "
+              "from preferences (proxy vs gold).",
+    "kl_coef": "β, the leash: the penalty per nat of KL from the reference model. 0 lets the policy "
+               "wander off and reward-hack; large values keep it where it started.",
+    "clip_range": "ε, PPO's trust region: how far the probability ratio may move before its gradient "
+                  "is clipped. Only matters when update_epochs > 1; with one pass the ratio is exactly 1.",
+    "learning_rate": "Step size of the optimizer. Tiny models like 1e-4 to 1e-3; too high and the run "
+                     "collapses or diverges.",
+    "prompts_per_step": "Distinct review openings sampled per step.",
+    "generations_per_prompt": "Completions per prompt. GRPO and RLOO need ≥ 2: they judge each completion "
+                              "against its siblings.",
+    "response_length": "Maximum tokens the policy may add. Longer completions make the reward sparser "
+                       "per token (credit assignment gets harder).",
+    "temperature": "Sampling temperature. Lower means greedier text and less exploration.",
+    "update_epochs": "Optimisation passes over each batch of samples. More passes reuse data (cheaper) "
+                     "but make it staler, which is what clipping guards against.",
+    "steps": "Number of RL steps: each samples a fresh batch and updates the policy.",
+    "seed": "Random seed; the same seed and knobs reproduce a run.",
+}
+
+
+def _state_key(name: str) -> str:
+    return f"knob_{name}"
+
+
+def _apply_config(cfg: RunConfig) -> None:
+    """Put a config's values into the widgets (through their session-state keys)."""
+    values = cfg.model_dump()
+    for name in URL_KNOBS:
+        st.session_state[_state_key(name)] = values[name]
+    policy, reward = values["policy"], values["reward"]
+    st.session_state["knob_policy_choice"] = policy if policy in zoo.EMBEDDED_POLICIES else CUSTOM
+    st.session_state["knob_policy_custom"] = "" if policy in zoo.EMBEDDED_POLICIES else policy
+    st.session_state["knob_reward_choice"] = reward if reward in REWARD_CHOICES else CUSTOM
+    st.session_state["knob_reward_custom"] = "" if reward in REWARD_CHOICES else reward
+    st.session_state["_base_config"] = values
+
+
+def _on_preset_change() -> None:
+    presets = {p.name: p for p in list_presets()}
+    chosen = presets.get(st.session_state.get("preset"))
+    if chosen is not None:
+        _apply_config(chosen.config)
+
+
+def _nearest(value, choices):
+    return min(choices, key=lambda c: abs(c - value))
+
+
+def init_from_url() -> list[str]:
+    """On a session's first run, seed the knobs from the preset, then from ?knob=value params.
+    Returns warnings for parameters that could not be used (they are ignored, not guessed)."""
+    if "_knobs_ready" in st.session_state:
+        return []
+    st.session_state["_knobs_ready"] = True
+    presets = list_presets()
+    by_name = {p.name: p for p in presets}
+    preset = st.query_params.get("preset")
+    if preset not in by_name:
+        preset = presets[0].name
+    st.session_state["preset"] = preset
+    base = by_name[preset].config
+    warnings = []
+    overrides = {}
+    for name in URL_KNOBS:
+        raw = st.query_params.get(name)
+        if raw is None:
+            continue
+        try:
+            overrides[name] = RunConfig.parse({**base.model_dump(), name: _coerce(name, raw)}).model_dump()[name]
+        except (ConfigError, ValueError) as e:
+            warnings.append(f"URL parameter {name}={raw!r} ignored: {e}")
+    cfg = base.with_overrides(overrides) if overrides else base
+    _apply_config(cfg)
+    # the select-sliders hold a fixed set of values; snap URL values onto it
+    st.session_state[_state_key("kl_coef")] = _nearest(cfg.kl_coef, KL_CHOICES)
+    st.session_state[_state_key("clip_range")] = _nearest(cfg.clip_range, CLIP_CHOICES)
+    st.session_state[_state_key("learning_rate")] = _nearest(cfg.learning_rate, LR_CHOICES)
+    return warnings
+
+
+def _coerce(name: str, raw: str):
+    field = RunConfig.model_fields[name]
+    if field.annotation is int:
+        return int(raw)
+    if field.annotation is float:
+        return float(raw)
+    return raw
+
+
+def knob_panel() -> dict:
+    """Draw the controls; return the knob values as a dict (not yet validated)."""
+    presets = list_presets()
+    titles = {p.name: p.title + ("  (needs internet)" if p.needs_internet else "") for p in presets}
+    st.selectbox("Preset", [p.name for p in presets], key="preset", format_func=titles.get,
+                 on_change=_on_preset_change, help="Start from a curated setting; every knob stays editable.")
+    current = {p.name: p for p in presets}[st.session_state["preset"]]
+    st.caption(current.description)
+
+    st.radio("Algorithm", ["grpo", "rloo", "ppo"], key=_state_key("algorithm"), horizontal=True,
+             format_func=str.upper, help=HELP["algorithm"])
+    policy_choice = st.selectbox("Policy", list(zoo.EMBEDDED_POLICIES) + [CUSTOM], key="knob_policy_choice",
+                                 help=HELP["policy"])
+    policy = policy_choice
+    if policy_choice == CUSTOM:
+        policy = st.text_input("Hub id or local folder", key="knob_policy_custom",
+                               placeholder="e.g. gpt2, lvwerra/gpt2-imdb or ./my-model").strip()
+    reward_choice = st.selectbox("Reward", REWARD_CHOICES + [CUSTOM], key="knob_reward_choice",
+                                 help=HELP["reward"])
+    reward = reward_choice
+    if reward_choice == CUSTOM:
+        reward = st.text_input("Reward name", key="knob_reward_custom",
+                               placeholder="keyword:<word>, length:30, hub:<id>, file:<path>:<function>").strip()
+    spec = STATIC_SPECS.get(reward.split(":")[0])
+    if spec:
+        st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))
+
+    st.select_slider("kl_coef (β)", KL_CHOICES, key=_state_key("kl_coef"), help=HELP["kl_coef"])
+    st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), help=HELP["clip_range"])
+    st.select_slider("learning_rate", LR_CHOICES, key=_state_key("learning_rate"), format_func=lambda v: f"{v:g}",
+                     help=HELP["learning_rate"])
+    c1, c2 = st.columns(2)
+    c1.number_input("prompts / step", 1, 256, key=_state_key("prompts_per_step"), help=HELP["prompts_per_step"])
+    c2.number_input("generations / prompt", 1, 32, key=_state_key("generations_per_prompt"),
+                    help=HELP["generations_per_prompt"])
+    c1.number_input("response length", 1, 256, key=_state_key("response_length"), help=HELP["response_length"])
+    c2.number_input("update epochs", 1, 16, key=_state_key("update_epochs"), help=HELP["update_epochs"])
+    st.slider("temperature", 0.1, 2.0, key=_state_key("temperature"), step=0.1, help=HELP["temperature"])
+    c1, c2 = st.columns(2)
+    c1.number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
+    c2.number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
+
+    values = {name: st.session_state[_state_key(name)] for name in URL_KNOBS if name not in ("policy", "reward")}
+    values.update(policy=policy, reward=reward)
+    base = dict(st.session_state.get("_base_config") or {})
+    base.update(values)
+    return base
+
+
+def sync_url(values: dict) -> None:
+    """Mirror the knobs into the URL so that copying it shares the exact setting."""
+    params = {"preset": st.session_state.get("preset", "")}
+    for name in URL_KNOBS:
+        v = values.get(name)
+        if v is not None:
+            params[name] = f"{v:g}" if isinstance(v, float) else str(v)
+    run = st.query_params.get("run")
+    if run:
+        params["run"] = run
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
