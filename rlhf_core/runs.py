@@ -223,24 +223,34 @@ def create_run(cfg: RunConfig, root: str | None = None, run_id: str | None = Non
 
 
 def launch(path: str, allow_code: bool = False) -> int:
-    """Start the worker for a run folder as a detached subprocess; returns its pid."""
+    """Start the worker for a run folder: hand it to a warm pooled worker when one is ready,
+    else start a detached subprocess. Returns the worker's pid."""
+    from . import pool
+
+    root = os.path.dirname(os.path.abspath(path))
+    store = RunStore(path)
+    warm_pid = pool.claim(root) if pool.enabled() else None
+    if warm_pid is not None:
+        store.set_meta(pid=warm_pid, allow_code=allow_code, warm=True)
+        store.set_status("starting")
+        pool.hand_over(root, warm_pid, path, allow_code)
+        try:
+            pool.ensure_warm(root)  # a replacement for the next run
+        except OSError:
+            pass
+        return warm_pid
     cmd = [sys.executable, "-m", "rlhf_core.worker", path]
     if allow_code:
         cmd.append("--allow-code")
     env = dict(os.environ)
     env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    store = RunStore(path)
     with open(os.path.join(path, "worker.log"), "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env, cwd=_PROJECT_ROOT)
-    store.set_meta(pid=proc.pid, allow_code=allow_code)
+    store.set_meta(pid=proc.pid, allow_code=allow_code, warm=False)
     store.set_status("starting")
     return proc.pid
-
-
-def _live_count(base: str) -> int:
-    return sum(1 for r in list_runs(base) if r.status in LIVE_STATUSES)
 
 
 def schedule(root: str | None = None, cap: int | None = None) -> list[str]:

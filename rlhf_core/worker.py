@@ -248,9 +248,42 @@ def _start_next_queued(run_dir: str) -> None:
         print(f"could not start the next queued run: {e}", file=sys.stderr)
 
 
+def preload() -> None:
+    """What a warm worker does before it has a job: the imports and first loads that dominate
+    a cold start (torch, transformers, TRL's trainers, the default policy, reward and prompts)."""
+    import torch  # noqa: F401
+    import trl  # noqa: F401
+    from trl import GRPOTrainer, RLOOTrainer  # noqa: F401
+    from trl.experimental.ppo import PPOTrainer  # noqa: F401
+
+    from . import zoo
+    from .prompts import prompt_texts
+    from .rewards import get_reward
+
+    _quiet_libraries()
+    cfg = RunConfig()
+    _, tok = zoo.load_policy(cfg.policy)
+    get_reward(cfg.reward)
+    prompt_texts(tok, cfg.prompt_tokens, "train")
+
+
+def serve_warm(folder: str, owner_pid: int) -> int:
+    from . import pool
+
+    preload()
+    job = pool.wait_for_job(folder, owner_pid)
+    if job is None:
+        return 0
+    status = run_worker(job["run_dir"], allow_code=bool(job.get("allow_code")))
+    _start_next_queued(job["run_dir"])
+    return 0 if status in ("finished", "stopped") else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m rlhf_core.worker")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", nargs="?")
+    p.add_argument("--warm", metavar="POOL_DIR", help="start as a warm pooled worker waiting for a job")
+    p.add_argument("--owner", type=int, default=None, help="pid whose exit ends an idle warm worker")
     p.add_argument("--allow-code", action="store_true", help="allow file:<path>:<fn> rewards")
     p.add_argument("--nice", type=int, default=5, help="lower the worker's CPU priority by this much")
     a = p.parse_args(argv)
@@ -259,6 +292,10 @@ def main(argv=None) -> int:
             os.nice(a.nice)
         except OSError:
             pass
+    if a.warm:
+        return serve_warm(a.warm, a.owner or os.getppid())
+    if not a.run_dir:
+        p.error("RUN_DIR is required")
     status = run_worker(a.run_dir, allow_code=a.allow_code)
     _start_next_queued(a.run_dir)
     return 0 if status in ("finished", "stopped") else 1

@@ -8,6 +8,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.pop("RLHF_EXPLORER_ALLOW_CODE", None)
+os.environ["RLHF_EXPLORER_WARM_POOL"] = "0"  # tests that want the warm pool turn it on themselves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -280,3 +280,30 @@ def test_default_grpo_preset_raises_vader_reward(tmp_path):
     rewards = [r["reward"] for r in RunStore(path).metrics_since(-1)]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last - first >= 0.2, (first, last)
+
+
+def test_warm_pool_hands_a_run_to_a_preloaded_worker(runs_root, monkeypatch):
+    from rlhf_core import pool
+
+    monkeypatch.setenv("RLHF_EXPLORER_WARM_POOL", "1")
+    root = runs.ensure_root()
+    assert pool.ensure_warm(root, owner_pid=os.getpid()) == 1
+    assert pool.ensure_warm(root) == 0  # one is enough, and it is not started twice
+    wait_for(lambda: any(n.endswith(".ready") for n in os.listdir(pool.pool_dir(root))), timeout=120)
+    t0 = time.time()
+    run_id = runs.submit(RunConfig.parse(FAST))
+    path = runs.run_dir(run_id)
+    wait_for(lambda: RunStore(path).count_steps() >= 1, timeout=60)
+    first_point = time.time() - t0
+    meta = RunStore(path).meta()
+    assert meta["warm"] is True
+    wait_for(lambda: runs.info(run_id).status == "finished", timeout=60)
+    print(f"warm start to first stored step: {first_point:.2f} s")
+    # a replacement warm worker was started for the next run
+    assert pool.warm_count(root) == 1
+    for name in os.listdir(pool.pool_dir(root)):  # do not leave the replacement idling in the suite
+        if name.split(".")[0].isdigit():
+            try:
+                os.kill(int(name.split(".")[0]), signal.SIGTERM)
+            except ProcessLookupError:
+                pass

@@ -188,7 +188,7 @@ def test_cli_zoo_score_generate():
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert {p["name"] for p in data["policies"]} >= {"imdb-tiny", "imdb-tiny-sft-positive", "gpt2"}
-    assert any(x["name"] == "learned-rm" and x["held_out_pair_accuracy"] >= 0.85 for x in data["rewards"])
+    assert any(x["name"] == "learned-rm" and x["held_out_pair_accuracy"] >= 0.8 for x in data["rewards"])
     r = cli("score", "--reward", "vader", POSITIVE, NEGATIVE)
     assert r.returncode == 0, r.stderr
     pos, neg = json.loads(r.stdout)

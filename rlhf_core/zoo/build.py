@@ -11,7 +11,7 @@ Every stage uses fixed seeds and reads the IMDB reviews from the installed
 3. `imdb-tiny-sft-positive`: imdb-tiny fine-tuned on positive reviews only (behaviour cloning);
 4. `learned-rm` and `gold-rm`: GPT-2 sequence classifiers initialised from imdb-tiny and trained
    with TRL's RewardTrainer (Bradley-Terry) on (positive, negative) review pairs.
-   The proxy sees 2,000 pairs; the gold judge sees every training pair for longer.
+   The proxy sees 5,000 pairs; the gold judge sees every training pair (11,250).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class BuildPlan:
     pretrain_reviews: int | None = None  # None = all training reviews
     sft_epochs: float = 1.0
     sft_reviews: int | None = 6000
-    proxy_pairs: int = 2000
-    proxy_epochs: float = 2.0
+    proxy_pairs: int = 5000
+    proxy_epochs: float = 3.0
     gold_pairs: int | None = None  # None = every training pair
     gold_epochs: float = 2.0
     eval_pairs: int = 1000
@@ -186,7 +186,10 @@ def pair_accuracy(model, tok, pairs, batch: int = 64) -> float:
     return wins / max(1, len(pairs))
 
 
-def build(out: str, plan: BuildPlan) -> dict:
+STAGES = ("imdb-tiny", "imdb-tiny-sft-positive", "learned-rm", "gold-rm")
+
+
+def build(out: str, plan: BuildPlan, only: tuple[str, ...] = STAGES) -> dict:
     import torch
     from transformers import set_seed
 
@@ -201,42 +204,62 @@ def build(out: str, plan: BuildPlan) -> dict:
     report: dict = {"plan": plan.__dict__.copy()}
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="zoo-build-")
+    base_dir = os.path.join(out, "imdb-tiny")
     try:
-        tok_dir = os.path.join(work, "tokenizer")
-        tok = train_tokenizer([r.text for r in train], plan.vocab_size, tok_dir)
-        _log(f"tokenizer: {len(tok)} tokens")
+        if "imdb-tiny" in only:  # the tokenizer and the base model are rebuilt together
+            tok = train_tokenizer([r.text for r in train], plan.vocab_size, os.path.join(work, "tokenizer"))
+            _log(f"tokenizer: {len(tok)} tokens")
+            base = pretrain([r.text for r in train], tok, plan, os.path.join(work, "pt"), os.path.join(work, "pt"))
+            n_params = sum(p.numel() for p in base.parameters())
+            _save_fp16(base, tok, base_dir, {"kind": "policy", "params": n_params,
+                                             "trained_on": "IMDB train reviews (LM)"})
+            _log(f"imdb-tiny: {n_params/1e6:.2f}M params")
+        else:
+            from transformers import AutoTokenizer
 
-        base = pretrain([r.text for r in train], tok, plan, os.path.join(work, "pt"), os.path.join(work, "pt"))
-        base_dir = os.path.join(out, "imdb-tiny")
-        n_params = sum(p.numel() for p in base.parameters())
-        _save_fp16(base, tok, base_dir, {"kind": "policy", "params": n_params,
-                                         "trained_on": "IMDB train reviews (LM)"})
-        _log(f"imdb-tiny: {n_params/1e6:.2f}M params")
+            tok = AutoTokenizer.from_pretrained(base_dir)
 
-        positives = [r.text for r in train if r.positive]
-        if plan.sft_reviews:
-            positives = rng.sample(positives, min(plan.sft_reviews, len(positives)))
-        sft_model = sft(base_dir, positives, tok, plan, os.path.join(work, "sft"))
-        _save_fp16(sft_model, tok, os.path.join(out, "imdb-tiny-sft-positive"),
-                   {"kind": "policy", "params": n_params, "trained_on": f"{len(positives)} positive reviews (SFT)"})
-        _log("imdb-tiny-sft-positive saved")
+        if "imdb-tiny-sft-positive" in only:
+            positives = [r.text for r in train if r.positive]
+            if plan.sft_reviews:
+                positives = rng.sample(positives, min(plan.sft_reviews, len(positives)))
+            sft_model = sft(base_dir, positives, tok, plan, os.path.join(work, "sft"))
+            n_params = sum(p.numel() for p in sft_model.parameters())
+            _save_fp16(sft_model, tok, os.path.join(out, "imdb-tiny-sft-positive"),
+                       {"kind": "policy", "params": n_params,
+                        "trained_on": f"{len(positives)} positive reviews (SFT)"})
+            _log("imdb-tiny-sft-positive saved")
 
+        # held-out pairs: endings as short as RL completions (the headline figure), and full 128-token endings
         eval_pairs = preference_pairs(held, plan.eval_pairs, tok, random.Random(plan.seed + 1))
+        eval_long = preference_pairs(held, plan.eval_pairs, tok, random.Random(plan.seed + 1), 128, 128)
         for name, n, epochs in (("learned-rm", plan.proxy_pairs, plan.proxy_epochs),
                                 ("gold-rm", plan.gold_pairs, plan.gold_epochs)):
+            if name not in only:
+                continue
             pairs = preference_pairs(train, n, tok, random.Random(plan.seed + 2))
             rm = train_reward_model(base_dir, pairs, tok, plan, epochs, os.path.join(work, name))
             acc = pair_accuracy(rm, tok, eval_pairs)
+            acc_long = pair_accuracy(rm, tok, eval_long)
             _save_fp16(rm, tok, os.path.join(out, name),
                        {"kind": "reward", "pairs": len(pairs), "epochs": epochs,
-                        "held_out_pair_accuracy": round(acc, 4), "held_out_pairs": len(eval_pairs)})
-            report[name] = {"pairs": len(pairs), "held_out_pair_accuracy": acc}
-            _log(f"{name}: {len(pairs)} pairs, held-out pair accuracy {acc:.3f}")
+                        "held_out_pair_accuracy": round(acc, 4),
+                        "held_out_pair_accuracy_128_tokens": round(acc_long, 4),
+                        "held_out_pairs": len(eval_pairs)})
+            report[name] = {"pairs": len(pairs), "held_out_pair_accuracy": acc,
+                            "held_out_pair_accuracy_128_tokens": acc_long}
+            _log(f"{name}: {len(pairs)} pairs, held-out pair accuracy {acc:.3f} "
+                 f"(16-96-token endings), {acc_long:.3f} (128-token endings)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["seconds"] = round(time.time() - t0, 1)
-    with open(os.path.join(out, "build_report.json"), "w") as f:
-        json.dump(report, f, indent=2, default=str)
+    report_path = os.path.join(out, "build_report.json")
+    previous = {}
+    if os.path.exists(report_path):
+        with open(report_path) as f:
+            previous = json.load(f)
+    with open(report_path, "w") as f:
+        json.dump({**previous, **report}, f, indent=2, default=str)
     return report
 
 
@@ -246,10 +269,12 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="seconds-long smoke build with tiny sizes")
     p.add_argument("--out", default=None, help=f"output folder (default: {ASSETS})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES),
+                   help="rebuild only these assets (the others are read from --out)")
     a = p.parse_args(argv)
     plan = BuildPlan.quick() if a.quick else BuildPlan()
     plan.seed = a.seed
     out = a.out or ASSETS
-    report = build(out, plan)
+    report = build(out, plan, tuple(a.only))
     print(json.dumps(report, default=str))
     return 0

@@ -1,0 +1,163 @@
+"""End to end in a real browser: Debian Chromium driven by Playwright against `streamlit run`.
+
+Skips (with the reason) only where no Chromium is installed; .ci/run installs it, so CI runs these.
+Screenshots land in test-artifacts/screenshots/ (the README's images come from there).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = os.environ.get("RLHF_EXPLORER_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = os.path.join(ROOT, "test-artifacts", "screenshots")
+
+pytestmark = pytest.mark.e2e
+
+if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs_root = str(tmp_path_factory.mktemp("e2e-runs"))
+    port = free_port()
+    env = dict(os.environ, RLHF_EXPLORER_RUNS=runs_root, HF_HUB_OFFLINE="1", PYTHONPATH=ROOT,
+               RLHF_EXPLORER_WARM_POOL="1")
+    log = open(os.path.join(runs_root, "server.log"), "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy in 60 s")
+    yield {"url": url, "runs_root": runs_root}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+                              args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+def shot(page, name):
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SHOTS, name), full_page=False)
+
+
+JS_REWARD_POINTS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullData) return -1;
+  const t = gd._fullData.find(t => t.name === 'reward');
+  return t ? t._length : -1;
+}"""
+JS_ANNOTATIONS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  return gd && gd.layout && gd.layout.annotations ? gd.layout.annotations.map(a => a.text) : [];
+}"""
+
+
+def wait_js(page, script, predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    value = None
+    while time.time() < deadline:
+        value = page.evaluate(script)
+        if predicate(value):
+            return value
+        page.wait_for_timeout(300)
+    raise AssertionError(f"timed out; last value {value!r}")
+
+
+def test_playground_start_live_beta_stop_reload(server, page):
+    page.goto(server["url"] + "/?steps=2000&preset=classic-grpo")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**run=*", timeout=30_000)
+    t_click = time.time()
+    first = wait_js(page, JS_REWARD_POINTS, lambda n: n >= 1, timeout=90)
+    print(f"start click to first point: {time.time() - t_click:.1f} s")
+    later = wait_js(page, JS_REWARD_POINTS, lambda n: n >= first + 3, timeout=60)
+    assert later > first  # the chart gains points live
+    shot(page, "playground-live.png")
+
+    # change beta live: move the live slider two notches right, then Apply
+    live = page.locator('[data-testid="stSlider"]').filter(has_text="β (kl_coef)")
+    handle = live.get_by_role("slider")
+    handle.focus()
+    handle.press("ArrowRight")
+    handle.press("ArrowRight")
+    page.get_by_role("button", name="Apply").click()
+    marks = wait_js(page, JS_ANNOTATIONS, lambda a: any("β→" in t for t in a), timeout=30)
+    assert any("β→0.2" in t for t in marks), marks
+    shot(page, "playground-beta-marker.png")
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("stopped · step").first.wait_for(timeout=20_000)
+    url = page.url
+
+    page.reload()
+    page.get_by_text("stopped · step").first.wait_for(timeout=30_000)
+    assert page.url == url
+    assert wait_js(page, JS_REWARD_POINTS, lambda n: n >= later, timeout=30) >= later
+    shot(page, "playground-reloaded.png")
+
+
+def test_bad_run_id_in_url(server, page):
+    page.goto(server["url"] + "/?run=..%2F..%2Fetc")
+    page.get_by_text("is not a valid run id").wait_for(timeout=30_000)
+
+
+def test_compare_two_runs(server, page):
+    # runs made headless through the CLI into the same runs folder, until there are two
+    env = dict(os.environ, RLHF_EXPLORER_RUNS=server["runs_root"], HF_HUB_OFFLINE="1")
+    while len([d for d in os.listdir(server["runs_root"]) if not d.startswith((".", "server"))]) < 2:
+        r = subprocess.run([sys.executable, "-m", "rlhf_core", "train", "presets/tight-leash.yaml", "--set",
+                            "steps=6", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    page.goto(server["url"] + "/compare")
+    page.get_by_text("Runs to compare").wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
+    counts = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(g => g._fullData.length)")
+    assert counts[0] >= 2  # both runs overlaid
+    shot(page, "compare.png")

@@ -1,0 +1,187 @@
+"""AppTest: every page renders; start, live knob change, stop and compare work through the UI.
+
+AppTest never ticks `run_every` fragments, so each test calls `at.run()` to refresh, as DESIGN.md notes.
+"""
+
+import os
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rlhf_core import runs
+from rlhf_core.config import RunConfig
+from rlhf_core.control import read_control
+from rlhf_core.store import RunStore
+from rlhf_core.worker import run_worker
+
+from .conftest import ROOT
+
+TIMEOUT = 60
+
+
+@pytest.fixture
+def app(runs_root, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=TIMEOUT)
+    return at
+
+
+def no_exceptions(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_playground_renders_every_knob(app):
+    app.run()
+    no_exceptions(app)
+    labels = {w.label for w in app.selectbox} | {w.label for w in app.select_slider} | \
+             {w.label for w in app.number_input} | {w.label for w in app.radio} | {w.label for w in app.slider}
+    for needed in ("Preset", "Algorithm", "Policy", "Reward", "kl_coef (β)", "clip_range (ε)", "learning_rate",
+                   "prompts / step", "generations / prompt", "response length", "update epochs", "temperature",
+                   "steps", "seed"):
+        assert needed in labels, needed
+    assert all(w.help for w in app.select_slider)  # every knob explains itself
+    assert app.button(key="start")
+
+
+def test_preset_change_loads_its_knobs(app):
+    app.run()
+    app.selectbox(key="preset").set_value("no-leash").run()
+    no_exceptions(app)
+    assert app.select_slider(key="knob_kl_coef").value == 0.0
+    app.selectbox(key="preset").set_value("ppo-value-head").run()
+    assert app.radio(key="knob_algorithm").value == "ppo"
+    assert app.number_input(key="knob_update_epochs").value == 4
+
+
+def test_knobs_round_trip_through_the_url(app):
+    app.query_params["kl_coef"] = "0.5"
+    app.query_params["algorithm"] = "rloo"
+    app.query_params["steps"] = "nonsense"
+    app.run()
+    no_exceptions(app)
+    assert app.select_slider(key="knob_kl_coef").value == 0.5
+    assert app.radio(key="knob_algorithm").value == "rloo"
+    assert any("steps" in w.value for w in app.warning)  # a bad parameter is reported, not guessed
+    app.select_slider(key="knob_clip_range").set_value(0.3).run()
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in app.query_params.items()}
+    assert params["clip_range"] == "0.3" and params["kl_coef"] == "0.5"
+
+
+@pytest.mark.parametrize("bad,needle", [("../../etc", "not a valid run id"), ("no-such-run", "not found")])
+def test_bad_run_ids_get_a_clear_message(app, bad, needle):
+    app.query_params["run"] = bad
+    app.run()
+    no_exceptions(app)
+    assert any(needle in e.value for e in app.error)
+
+
+def test_out_of_range_and_offline_inputs_show_errors(app):
+    app.run()
+    app.selectbox(key="knob_policy_choice").set_value("other…").run()
+    app.text_input(key="knob_policy_custom").input("gpt2").run()
+    app.button(key="start").click().run()
+    no_exceptions(app)
+    assert any("unreachable" in e.value for e in app.error)
+    assert not runs.list_runs()  # nothing queued on a bad input
+
+
+def test_start_live_knob_change_and_stop(app):
+    app.run()
+    app.number_input(key="knob_steps").set_value(500).run()
+    app.number_input(key="knob_prompts_per_step").set_value(4).run()
+    app.button(key="start").click().run()
+    no_exceptions(app)
+    run_id = app.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    path = runs.run_dir(run_id)
+    wait_for(lambda: RunStore(path).count_steps() >= 2)
+    app.run()
+    no_exceptions(app)
+    assert app.get("plotly_chart"), "the live chart shows once steps arrive"
+    app.select_slider(key=f"live_kl_{run_id}").set_value(0.5)
+    app.button(key=f"apply_{run_id}").click().run()
+    no_exceptions(app)
+    assert read_control(path)["kl_coef"] == 0.5
+    wait_for(lambda: any(e["kind"] == "knob" and e["to"] == 0.5 for e in RunStore(path).events()))
+    app.run()
+    app.button(key=f"stop_{run_id}").click().run()
+    wait_for(lambda: runs.info(run_id).status == "stopped", timeout=10)
+    rows = RunStore(path).metrics_since(-1)
+    assert rows[-1]["kl_coef"] == 0.5
+    app.run()
+    no_exceptions(app)
+    assert app.get("plotly_chart")  # a finished run reopens with its data
+
+
+def _finished_run(kl_coef):
+    cfg = RunConfig.parse({"steps": 2, "prompts_per_step": 4, "kl_coef": kl_coef, "response_length": 8})
+    path = runs.create_run(cfg)
+    assert run_worker(path, install_sigterm=False) == "finished"
+    return os.path.basename(path)
+
+
+def test_compare_two_runs(app):
+    a, b = _finished_run(0.0), _finished_run(0.5)
+    app.switch_page("pages/compare.py").run()
+    no_exceptions(app)
+    app.multiselect(key="compare_selection").set_value([a, b]).run()
+    no_exceptions(app)
+    charts = app.get("plotly_chart")
+    assert len(charts) == 2  # metric overlay and the reward-KL frontier
+    app.selectbox(key="compare_metric").set_value("kl").run()
+    no_exceptions(app)
+    assert any("python -m rlhf_core train" in c.value for c in app.code)
+    assert any("accelerate launch" in c.value for c in app.code)
+
+
+def test_compare_delete_run(app):
+    a = _finished_run(0.1)
+    app.switch_page("pages/compare.py").run()
+    app.multiselect(key="compare_selection").set_value([a]).run()
+    app.checkbox(key=f"confirm_{a}").check().run()
+    app.button(key=f"delete_{a}").click().run()
+    no_exceptions(app)
+    assert not os.path.exists(runs.run_dir(a))
+
+
+def test_sweep_queues_runs_under_the_cap(app, monkeypatch):
+    monkeypatch.setenv("RLHF_EXPLORER_MAX_RUNS", "1")
+    app.switch_page("pages/compare.py").run()
+    app.selectbox(key="sweep_knob").set_value("kl_coef").run()
+    app.text_input(key="sweep_values").input("0, 0.5").run()
+    app.number_input(key="sweep_steps").set_value(2).run()
+    app.button(key="sweep_go").click().run()
+    no_exceptions(app)
+    statuses = sorted(r.status for r in runs.list_runs())
+    assert len(statuses) == 2 and "queued" in statuses  # cap 1: one runs, one waits
+    wait_for(lambda: all(r.status == "finished" for r in runs.list_runs()), timeout=180)
+    betas = sorted(r.config["kl_coef"] for r in runs.list_runs())
+    assert betas == [0.0, 0.5]
+
+
+def test_sweep_bad_values(app):
+    app.switch_page("pages/compare.py").run()
+    app.text_input(key="sweep_values").input("0, lots").run()
+    app.button(key="sweep_go").click().run()
+    no_exceptions(app)
+    assert any("'lots' is not a number" in e.value for e in app.error)
+
+
+def test_about_page(app):
+    app.switch_page("pages/about.py").run()
+    no_exceptions(app)
+    assert any("2310.06147" in m.value for m in app.markdown)
