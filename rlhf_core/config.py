@@ -36,10 +36,10 @@ class RunConfig(BaseModel):
                            "the reference model. 0 = no leash (watch it reward-hack).")
     clip_range: float = Field(0.2, gt=0, le=100, description="epsilon: how far the probability ratio may move per "
                               "update before PPO clips it. Only matters when update_epochs > 1.")
-    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate (tiny models like 1e-4 to 1e-3).")
+    learning_rate: float = Field(3e-4, gt=0, le=1, description="Adam learning rate (tiny models like 1e-4 to 1e-3).")
     steps: int = Field(60, ge=1, le=100_000, description="Number of RL steps (rollouts).")
-    prompts_per_step: int = Field(8, ge=1, le=4096, description="Distinct prompts sampled per step.")
-    generations_per_prompt: int = Field(2, ge=1, le=256, description="Completions per prompt (GRPO/RLOO need >= 2 "
+    prompts_per_step: int = Field(4, ge=1, le=4096, description="Distinct prompts sampled per step.")
+    generations_per_prompt: int = Field(4, ge=1, le=256, description="Completions per prompt (GRPO/RLOO need >= 2 "
                                         "to form a group baseline).")
     response_length: int = Field(24, ge=1, le=1024, description="Maximum new tokens per completion.")
     temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature.")

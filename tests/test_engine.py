@@ -273,13 +273,14 @@ def test_accelerate_launch_single_process(tmp_path):
 @pytest.mark.slow
 def test_default_grpo_preset_raises_vader_reward(tmp_path):
     """An honest learning test: the classic preset must raise mean VADER reward over its run.
-    Margin 0.2 held for seeds 0-4 when measured (see README, Engine figures)."""
+    Measured gains over 60 steps for seeds 0-3: +0.70, +0.77, +0.56, +0.88, so a 0.3 margin holds
+    with room to spare while still failing for a run that does not learn."""
     cfg = RunConfig.from_yaml(os.path.join(ROOT, "presets", "classic-grpo.yaml")).with_overrides({"seed": 0})
     path = runs.create_run(cfg, path=str(tmp_path / "learn"))
     assert run_worker(path, install_sigterm=False) == "finished"
     rewards = [r["reward"] for r in RunStore(path).metrics_since(-1)]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    assert last - first >= 0.2, (first, last)
+    assert last - first >= 0.3, (first, last)
 
 
 def test_warm_pool_hands_a_run_to_a_preloaded_worker(runs_root, monkeypatch):
