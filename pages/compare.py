@@ -9,7 +9,7 @@ import yaml
 from rlhf_core import plots, runs
 from rlhf_core.config import ConfigError, RunConfig
 from rlhf_core.presets import list_presets
-from rlhf_core.store import LIVE_STATUSES, StoreError
+from rlhf_core.store import LIVE_STATUSES, StoreError, write_csv
 from ui.common import fmt_duration, forget_run, guarded, run_data
 
 METRICS = ["reward", "kl", "objective", "entropy", "clip_fraction", "response_length", "approx_kl",
@@ -84,21 +84,16 @@ def run_actions(selected: list[runs.RunInfo]) -> None:
         except (runs.RunError, OSError) as e:
             st.error(f"Could not delete: {e}")
     st.markdown("Reproduce it from the command line (save the YAML as `config.yaml`):")
-    st.code(runs.cli_command(RunConfig.parse(r.config) if r.config else RunConfig()), language="bash")
+    st.code(runs.cli_command(), language="bash")
     st.markdown("On several GPUs:")
     st.code(runs.accelerate_command(), language="bash")
 
 
 def _csv(run_id: str) -> str:
-    import csv
     import io
 
-    rows = run_data(run_id).rows
-    columns = ["step", "ts"] + sorted({k for r in rows for k in r} - {"step", "ts"})
     buf = io.StringIO()
-    w = csv.DictWriter(buf, columns)
-    w.writeheader()
-    w.writerows(rows)
+    write_csv(run_data(run_id).rows, buf)
     return buf.getvalue()
 
 

@@ -103,13 +103,22 @@ def run_panel(run_id: str) -> None:
     for alarm in health.check(data.rows, latest, info.status):
         box = st.error if alarm.severity == "error" else st.warning
         box(f"**{alarm.title}.** {alarm.explanation} *Try:* {alarm.try_this}")
+    rows, events = data.rows, data.events
+    frozen_key = f"_frozen_{run_id}"
     if st.session_state.get("pause_live") and info.status in LIVE_STATUSES:
-        st.info("Live chart paused: zoom and pan freely. Untick 'Pause live' to resume.")
-    elif data.rows:
-        st.plotly_chart(plots.live_figure(data.rows, data.events), key=f"live_chart_{run_id}",
+        # an unchanged figure is not redrawn, so zoom and pan survive the refreshes
+        rows, events = st.session_state.setdefault(frozen_key, (list(rows), list(events)))
+        st.caption(f"Paused at step {rows[-1]['step'] if rows else 0}: zoom and pan freely; "
+                   "untick 'Pause live' to catch up.")
+    else:
+        st.session_state.pop(frozen_key, None)
+    if rows:
+        st.plotly_chart(plots.live_figure(rows, events), key=f"live_chart_{run_id}",
                         config={"displaylogo": False})
     else:
         st.caption("Waiting for the first step…")
+    st.divider()
+    samples_view(run_id)
     was_live = st.session_state.get(f"_was_live_{run_id}")
     now_live = info.status in LIVE_STATUSES or info.status == "queued"
     st.session_state[f"_was_live_{run_id}"] = now_live
@@ -154,8 +163,6 @@ def page() -> None:
             st.fragment(run_every=REFRESH_S)(run_panel)(run_id)
         else:
             run_panel(run_id)
-        st.divider()
-        samples_view(run_id)
         if info.status in FINAL_STATUSES:
             st.caption("This run has ended; it stays here with all its data. Compare it with others in "
                        "Runs & Compare.")

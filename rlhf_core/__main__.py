@@ -12,7 +12,6 @@ Exit codes: 0 success, 1 run failure, 2 invalid input (one line naming the field
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -127,25 +126,18 @@ def cmd_show(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .store import RunStore, StoreError
+    from .store import RunStore, StoreError, write_csv
 
     try:
         rows = RunStore(a.run_dir).metrics_since(-1)
     except StoreError as e:
         return _fail(str(e), EXIT_INVALID)
-    columns = ["step", "ts"] + sorted({k for r in rows for k in r} - {"step", "ts"})
-
-    def write(f):
-        w = csv.DictWriter(f, columns)
-        w.writeheader()
-        w.writerows(rows)
-
     if a.csv == "-":
-        write(sys.stdout)
+        write_csv(rows, sys.stdout)
         return EXIT_OK
     try:
         with open(a.csv, "w", newline="") as f:
-            write(f)
+            write_csv(rows, f)
     except OSError as e:
         return _fail(f"{a.csv}: cannot write ({e.strerror})", EXIT_INVALID)
     if a.csv != "-":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-KL_RUNAWAY_NATS = 8.0  # sequence-level KL above this means the text is far from the reference model
+KL_RUNAWAY_NATS_PER_TOKEN = 1.0  # beyond ~1 nat per token the text has left the reference model's style
 NEGATIVE_KL = -0.5  # the sampled KL estimate is noisy around 0; below this it is a real problem
 ENTROPY_COLLAPSE_RATIO = 0.35  # entropy below 35% of its starting value
 CLIP_FRACTION_HIGH = 0.3
@@ -50,10 +50,11 @@ def check(rows: list[dict], samples: list[dict] | None = None, status: str | Non
                             "The sampled KL estimate is clearly below zero, which a true KL never is: the "
                             "policy's samples are scored under a distribution they were not drawn from.",
                             "Use temperature 1, more generations per prompt, or the k3 estimator (PPO)."))
-    if kl is not None and kl > KL_RUNAWAY_NATS:
+    length = _recent(rows, "response_length") or 1.0
+    if kl is not None and kl / length > KL_RUNAWAY_NATS_PER_TOKEN:
         alarms.append(Alarm("kl_runaway", "KL runaway",
-                            f"The policy is {kl:.1f} nats per completion away from the reference model, so "
-                            "its text no longer resembles what it was pretrained on.",
+                            f"The policy is {kl:.1f} nats per completion ({kl / length:.1f} per token) away "
+                            "from the reference model, so its text no longer resembles what it learned from.",
                             "Raise kl_coef (beta) or lower the learning rate."))
     first_entropy = next((r.get("entropy") for r in rows if isinstance(r.get("entropy"), (int, float))), None)
     entropy = _recent(rows, "entropy")

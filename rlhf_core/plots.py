@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -39,14 +40,14 @@ def downsample(rows: list[dict], max_points: int = MAX_POINTS) -> list[dict]:
     return out
 
 
-def series(rows: list[dict], key: str) -> tuple[list, list]:
-    xs, ys = [], []
-    for r in rows:
-        v = _num(r.get(key))
-        if v is not None:
-            xs.append(r["step"])
-            ys.append(v)
-    return xs, ys
+def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric as numpy arrays, skipping missing and non-finite values.
+    Arrays rather than lists: plotly validates a list element by element, an array at once."""
+    pairs = [(r["step"], v) for r in rows if (v := _num(r.get(key))) is not None]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    arr = np.asarray(pairs, dtype=float)
+    return arr[:, 0], arr[:, 1]
 
 
 def live_figure(rows: list[dict], events: list[dict] | None = None, height: int = 520) -> go.Figure:
@@ -59,10 +60,10 @@ def live_figure(rows: list[dict], events: list[dict] | None = None, height: int 
         xs, ys = series(rows, key)
         if key == "reward":
             _, sd = series(rows, "reward_std")
-            if len(sd) == len(ys) and ys:
-                upper = [m + s for m, s in zip(ys, sd)]
-                lower = [m - s for m, s in zip(ys, sd)]
-                fig.add_trace(go.Scatter(x=xs + xs[::-1], y=upper + lower[::-1], fill="toself",
+            if len(sd) == len(ys) and len(ys):
+                upper, lower = ys + sd, ys - sd
+                fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([upper, lower[::-1]]),
+                                         fill="toself",
                                          line={"width": 0}, fillcolor="rgba(31,119,180,0.18)",
                                          hoverinfo="skip", showlegend=False, name="± std"), r + 1, c + 1)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=key, showlegend=False,
@@ -93,14 +94,13 @@ def overlay_figure(runs: dict[str, list[dict]], metric: str, height: int = 380) 
     return fig
 
 
-def smooth(values: list[float], window: int = 5) -> list[float]:
-    out, acc = [], []
-    for v in values:
-        acc.append(v)
-        if len(acc) > window:
-            acc.pop(0)
-        out.append(sum(acc) / len(acc))
-    return out
+def smooth(values, window: int = 5) -> np.ndarray:
+    """Trailing moving average (the first points average what is there)."""
+    values = np.asarray(values, dtype=float)
+    csum = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(0, idx - window)
+    return (csum[idx] - csum[start]) / (idx - start)
 
 
 def frontier_figure(runs: dict[str, list[dict]], height: int = 420) -> go.Figure:
@@ -108,13 +108,13 @@ def frontier_figure(runs: dict[str, list[dict]], height: int = 420) -> go.Figure
     fig = go.Figure()
     for label, rows in runs.items():
         pts = [(r["step"], _num(r.get("kl")), _num(r.get("reward"))) for r in downsample(rows)]
-        pts = [p for p in pts if p[1] is not None and p[2] is not None]
-        if not pts:
+        pts = np.asarray([p for p in pts if p[1] is not None and p[2] is not None], dtype=float)
+        if not len(pts):
             continue
-        steps = [p[0] for p in pts]
-        kl, rw = smooth([p[1] for p in pts]), smooth([p[2] for p in pts])
+        kl, rw = smooth(pts[:, 1]), smooth(pts[:, 2])
         fig.add_trace(go.Scatter(x=kl, y=rw, mode="lines+markers", name=label, marker={"size": 3},
-                                 text=[f"step {s}" for s in steps]))
+                                 customdata=pts[:, 0], hovertemplate="step %{customdata}<br>KL %{x:.2f}"
+                                 "<br>reward %{y:.3f}<extra>" + label + "</extra>"))
         fig.add_trace(go.Scatter(x=[kl[-1]], y=[rw[-1]], mode="markers", showlegend=False,
                                  marker={"size": 11, "symbol": "star"}, name=f"{label} (last)"))
     fig.update_layout(height=height, xaxis_title="KL to reference (nats / completion, smoothed)",

@@ -360,7 +360,7 @@ def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
             raise RewardError(f"reward file '{file_path}' does not exist")
 
 
-def cli_command(cfg: RunConfig, config_file: str = "config.yaml") -> str:
+def cli_command(config_file: str = "config.yaml") -> str:
     return f"python -m rlhf_core train {config_file}"
 
 

@@ -208,6 +208,16 @@ def _finite_or_none(v):
     return v if math.isfinite(v) else None
 
 
+def write_csv(rows: list[dict], f) -> None:
+    """Metric rows as CSV: step and ts first, then every metric name seen in any row."""
+    import csv
+
+    columns = ["step", "ts"] + sorted({k for r in rows for k in r} - {"step", "ts"})
+    writer = csv.DictWriter(f, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
 def check_integrity(run_dir: str) -> str | None:
     """None when the store is fine, else a one-line problem description."""
     path = db_path(run_dir)

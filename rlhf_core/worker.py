@@ -35,8 +35,7 @@ def _prepare_environment(cfg: RunConfig) -> None:
     """Decide offline mode before transformers is imported: huggingface_hub reads it at import."""
     from . import zoo
 
-    needs_hub = any(zoo.resolve(name, what)[1] for name, what in ((cfg.policy, "policy"),)
-                    ) or cfg.reward.startswith("hub:")
+    needs_hub = zoo.resolve(cfg.policy, "policy")[1] or cfg.reward.startswith("hub:")
     if needs_hub and not zoo.hub_reachable():
         os.environ["HF_HUB_OFFLINE"] = "1"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 
 import streamlit as st
 
@@ -112,6 +111,6 @@ def progress_line(info: runs.RunInfo, rows: list[dict]) -> tuple[float, str]:
                 text += f" · ETA {fmt_duration((total - done) / rate)}"
     elif info.status in ("starting", "queued"):
         text += " · loading models…" if info.status == "starting" else " · waiting for a free slot"
-    if info.duration is not None and info.status not in ("queued",):
-        text += f" · elapsed {fmt_duration(info.duration if info.ended else time.time() - (info.started or time.time()))}"
+    if info.duration is not None and info.status != "queued":
+        text += f" · elapsed {fmt_duration(info.duration)}"
     return min(1.0, done / total), text

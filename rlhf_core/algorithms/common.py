@@ -91,6 +91,8 @@ class RolloutRecorder:
         self.temperature = temperature
         self.policy = None  # set by the adapter once the trainer exists
         self.ref = None
+        # PPO: measure KL with our own forward passes; GRPO/RLOO attach TRL's log-probs instead
+        self.measure_kl_in_score = True
         self.current = Rollout()
 
     def score(self, prompts: list[str], completions: list[str],
@@ -98,7 +100,7 @@ class RolloutRecorder:
         rewards = self.reward(completions, prompts=prompts)
         bad = [i for i, r in enumerate(rewards) if not math.isfinite(r)]
         roll = Rollout(list(prompts), list(completions), rewards, lengths=[len(c) for c in completion_ids])
-        if self.policy is not None and self.ref is not None:
+        if self.measure_kl_in_score and self.policy is not None and self.ref is not None:
             self._measure_kl(roll, prompt_ids, completion_ids)
         self.current = roll
         if bad:
@@ -108,6 +110,8 @@ class RolloutRecorder:
 
     @torch.no_grad()
     def _measure_kl(self, roll: Rollout, prompt_ids, completion_ids) -> None:
+        """Forward both models over prompt+completion (used where the trainer's own log-probs are
+        out of reach, i.e. PPO)."""
         seqs = [list(p) + list(c) for p, c in zip(prompt_ids, completion_ids)]
         width = max(len(s) for s in seqs)
         cmax = max(1, max(len(c) for c in completion_ids))
@@ -123,12 +127,30 @@ class RolloutRecorder:
         target = ids[:, -cmax:]
 
         def logps(model):
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -cmax - 1:-1].float()
+            # logits only where they are needed: the vocabulary projection dominates a tiny model
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                           logits_to_keep=cmax + 1).logits[:, :-1].float()
             return torch.log_softmax(logits / self.temperature, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
         ratio = (logps(self.policy) - logps(self.ref)).cpu()
+        # right-align each completion's tokens with its log-ratios
+        masks = torch.zeros_like(ratio, dtype=torch.bool)
         for i, c in enumerate(completion_ids):
-            r = ratio[i, cmax - len(c):] if len(c) else ratio[i, :0]
+            masks[i, cmax - len(c):] = True
+        self._fill_kl(roll, ratio, masks, [list(c) for c in completion_ids], right_aligned=True)
+
+    def attach_logps(self, completion_ids, completion_mask, policy_logps, ref_logps) -> None:
+        """Record KL from per-token log-probs the trainer computed anyway (GRPO/RLOO), so that
+        measuring KL costs no extra forward pass where TRL already made it."""
+        ratio = (policy_logps.float() - ref_logps.float()).detach().cpu()
+        mask = completion_mask.bool().cpu()
+        ids = [row[m].tolist() for row, m in zip(completion_ids.cpu(), mask)]
+        self.current.kls, self.current.tokens, self.current.logratios = [], [], []
+        self._fill_kl(self.current, ratio, mask, ids, right_aligned=False)
+
+    def _fill_kl(self, roll: Rollout, ratio, mask, completion_ids, right_aligned: bool) -> None:
+        for i, c in enumerate(completion_ids):
+            r = ratio[i][mask[i]] if len(c) else ratio[i, :0]
             roll.kls.append(float(r.sum()))
             if i < HEATMAP_SAMPLES:
                 roll.tokens.append([self.tok.decode([t]) for t in c])

@@ -67,6 +67,8 @@ class GroupAdapter:
         self.set_kl_coef(cfg.kl_coef)
         recorder.policy = self.trainer.accelerator.unwrap_model(self.trainer.model)
         recorder.ref = self.trainer.ref_model
+        recorder.measure_kl_in_score = False
+        _capture_logps(self.trainer, recorder)
 
     def train(self) -> None:
         self.trainer.train()
@@ -80,6 +82,45 @@ class GroupAdapter:
 
     def knobs(self) -> tuple[float, float]:
         return float(self.trainer.beta), float(self.trainer.epsilon_low)
+
+
+def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
+    """Record each rollout's per-token log pi and log pi_ref from the forward passes TRL makes
+    while scoring it (RLOO always makes both; GRPO makes the reference pass when beta != 0), and
+    make only the missing ones. This wraps two methods of the pinned trl==1.12.0 trainers."""
+    import torch
+
+    compute_logps = trainer._get_per_token_logps_and_entropies
+    generate_and_score = trainer._generate_and_score_completions
+    captured: dict = {}
+
+    def logps_hook(model, *args, **kwargs):
+        out = compute_logps(model, *args, **kwargs)
+        if captured.get("active") and not torch.is_grad_enabled():
+            captured["ref" if model is trainer.ref_model else "policy"] = out[0]
+        return out
+
+    def generate_hook(*args, **kwargs):
+        captured.clear()
+        captured["active"] = True
+        try:
+            output = generate_and_score(*args, **kwargs)
+        finally:
+            captured["active"] = False
+        ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+        mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        keep = output["completion_ids"].size(1)
+        with torch.no_grad():
+            for key, model in (("policy", trainer.model), ("ref", trainer.ref_model)):
+                if key not in captured and model is not None:
+                    captured[key] = compute_logps(model, ids, mask, keep, ids.size(0))[0]
+        if "policy" in captured and "ref" in captured:
+            recorder.attach_logps(output["completion_ids"], output["completion_mask"],
+                                  captured["policy"], captured["ref"])
+        return output
+
+    trainer._get_per_token_logps_and_entropies = logps_hook
+    trainer._generate_and_score_completions = generate_hook
 
 
 def build(cfg: RunConfig, policy, tok, recorder, prompts, output_dir, device, callbacks) -> GroupAdapter:
