@@ -105,7 +105,7 @@ model, tok = zoo.load_policy("imdb-tiny")
 analyzer = SentimentIntensityAnalyzer()
 def vader(completions, **_):
     return [analyzer.polarity_scores(c)["compound"] for c in completions]
-common = dict(output_dir=out, per_device_train_batch_size=16, num_generations=2, max_completion_length=24,
+common = dict(output_dir=out, per_device_train_batch_size=16, num_generations=4, max_completion_length=24,
               max_steps=steps + warmup, report_to=[], save_strategy="no", logging_steps=1, use_cpu=True,
               disable_tqdm=True, beta=0.05)
 if mode == "tuned":
@@ -114,12 +114,17 @@ if mode == "tuned":
 args = GRPOConfig(**common)
 times = []
 class Timer(TrainerCallback):
-    def on_step_begin(self, *a, **k): self.t = time.perf_counter()
-    def on_step_end(self, *a, **k): times.append(time.perf_counter() - self.t)
+    # end-to-end like our step_time: from one logged step to the next (data, generation, update, logging)
+    t = None
+    def on_log(self, args, state, control, logs=None, **k):
+        now = time.perf_counter()
+        if self.t is not None and logs and "train_runtime" not in logs:
+            times.append(now - self.t)
+        self.t = now
 trainer = GRPOTrainer(model=model, reward_funcs=[vader], args=args, processing_class=tok,
                       train_dataset=Dataset.from_dict({"prompt": prompt_texts(tok, 8, "train")}), callbacks=[Timer()])
 trainer.train()
-print("BENCH_JSON" + json.dumps({"median_step_s": statistics.median(times[warmup:]), "steps": len(times) - warmup,
+print("BENCH_JSON" + json.dumps({"median_step_s": statistics.median(times[warmup:]), "steps": len(times[warmup:]),
       "bf16": args.bf16, "gradient_checkpointing": args.gradient_checkpointing, "learning_rate": args.learning_rate}))
 '''
 

@@ -150,16 +150,28 @@ def parse_set_args(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _short_repr(value) -> str:
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 2, 4, 4, 60, 60
+    return r.repr(value)
+
+
 def format_validation_error(e: ValidationError, data: dict | None = None) -> str:
     """One line per problem: 'kl_coef must be >= 0, got -1'."""
     lines = []
+    unknown = [".".join(str(p) for p in err.get("loc", ())) for err in e.errors() if err.get("type") == "extra_forbidden"]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        lines.append(f"{shown}: unknown config key{'s' if len(unknown) > 1 else ''} "
+                     f"(known: {', '.join(RunConfig.model_fields)})")
     for err in e.errors():
         loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
         kind = err.get("type", "")
         ctx = err.get("ctx") or {}
         got = err.get("input")
         if kind == "extra_forbidden":
-            lines.append(f"{loc}: unknown config key (known: {', '.join(RunConfig.model_fields)})")
             continue
         if kind == "missing":
             lines.append(f"{loc}: required")
@@ -178,5 +190,6 @@ def format_validation_error(e: ValidationError, data: dict | None = None) -> str
             "float_type": lambda: "must be a number",
             "string_type": lambda: "must be text",
         }.get(kind, lambda: err.get("msg", "invalid").replace("Value error, ", ""))()
-        lines.append(f"{loc} {msg}, got {got!r}" if loc != "config" else f"{msg}")
+        # reprlib: a hostile value (a YAML alias bomb) must not be expanded into the message
+        lines.append(f"{loc} {msg}, got {_short_repr(got)}" if loc != "config" else f"{msg}")
     return "; ".join(lines)

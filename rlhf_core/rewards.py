@@ -14,7 +14,7 @@ import importlib.util
 import math
 import os
 import re
-import time
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -22,7 +22,7 @@ from . import zoo
 
 DEFAULT_REWARD = "vader"
 ALLOW_CODE_ENV = "RLHF_EXPLORER_ALLOW_CODE"
-FILE_REWARD_TIMEOUT_S = float(os.environ.get("RLHF_EXPLORER_REWARD_TIMEOUT", "10"))
+FILE_REWARD_TIMEOUT_S = 10.0  # default per-batch limit; RLHF_EXPLORER_REWARD_TIMEOUT overrides it
 
 
 class RewardError(ValueError):
@@ -210,17 +210,27 @@ def _file(arg: str | None, allow_code: bool) -> Reward:
         raise RewardError(f"reward file '{path}' defines no function '{func_name}'")
 
     def call(texts, prompts):
-        t0 = time.monotonic()
-        try:
-            out = fn(prompts if prompts is not None else [""] * len(texts), texts)
-        except Exception as e:  # noqa: BLE001 - user code
-            raise RewardError(f"reward function '{func_name}' in '{path}' raised "
-                              f"{type(e).__name__}: {e}") from None
-        took = time.monotonic() - t0
-        if took > FILE_REWARD_TIMEOUT_S:
-            raise RewardError(f"reward function '{func_name}' in '{path}' took {took:.1f} s for one batch, "
-                              f"over the {FILE_REWARD_TIMEOUT_S:g} s limit (RLHF_EXPLORER_REWARD_TIMEOUT)")
-        return out
+        # The user's function runs in a daemon thread so that a hung call fails the run after the
+        # timeout instead of freezing it; the worker process exits afterwards, ending the thread.
+        timeout = float(os.environ.get("RLHF_EXPLORER_REWARD_TIMEOUT", FILE_REWARD_TIMEOUT_S))
+        result: dict = {}
+
+        def target():
+            try:
+                result["out"] = fn(prompts if prompts is not None else [""] * len(texts), texts)
+            except BaseException as e:  # noqa: BLE001 - user code
+                result["error"] = e
+
+        thread = threading.Thread(target=target, daemon=True, name="user-reward")
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RewardError(f"reward function '{func_name}' in '{path}' did not return within {timeout:g} s "
+                              "for one batch (limit: RLHF_EXPLORER_REWARD_TIMEOUT)")
+        if "error" in result:
+            e = result["error"]
+            raise RewardError(f"reward function '{func_name}' in '{path}' raised {type(e).__name__}: {e}")
+        return result["out"]
 
     spec_ = RewardSpec(f"file:{arg}", f"Your function {func_name}() from {os.path.basename(path)}.",
                        (-math.inf, math.inf))

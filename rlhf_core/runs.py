@@ -177,9 +177,25 @@ def info_at(path: str, with_last: bool = True) -> RunInfo:
     error = last.get("message") if last and status in ("failed", "diverged") else None
     if status == "crashed":
         error = "the worker process is gone without writing a final status (killed or crashed)"
+        last_error = _last_error_line(path)
+        if last_error:
+            error += f"; its log says: {last_error}"
     return RunInfo(run_id, path, status, cfg, steps_done, int(meta.get("steps_total") or cfg.get("steps") or 0),
                    rows[-1] if rows else {}, error, meta.get("created"), meta.get("started"),
                    meta.get("ended"), meta.get("pid"))
+
+
+def _last_error_line(path: str) -> str | None:
+    """The last 'error:' line a worker printed to worker.log (e.g. a full disk)."""
+    try:
+        with open(os.path.join(path, "worker.log"), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    errors = [ln.strip() for ln in lines if ln.startswith("error:") or "Error:" in ln]
+    return errors[-1][:300] if errors else None
 
 
 def list_runs(root: str | None = None) -> list[RunInfo]:

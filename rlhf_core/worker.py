@@ -44,7 +44,7 @@ def _make_callback(adapter_box: dict, recorder, store: RunStore | None, watcher:
                    total: int, progress: ProgressFn | None):
     from transformers import TrainerCallback
 
-    from .algorithms.common import Diverged, StopRequested, average_logs, unified_metrics
+    from .algorithms.common import Diverged, average_logs, unified_metrics
 
     class StepCallback(TrainerCallback):
         """Turns TRL's per-optimizer-step logs into one stored row per rollout and obeys control."""
@@ -232,8 +232,12 @@ def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | No
     except Exception as e:  # noqa: BLE001 - the run fails, the worker reports it
         status, message, detail = "failed", f"{type(e).__name__}: {e}", traceback.format_exc()
     if store:
-        store.set_meta(ended=time.time())
-        store.set_status(status, message, detail)
+        try:
+            store.set_meta(ended=time.time())
+            store.set_status(status, message, detail)
+        except Exception as e:  # noqa: BLE001 - e.g. disk full: say so where the UI can find it
+            print(f"error: could not record final status '{status}' ({message}): {e}", file=sys.stderr, flush=True)
+            return "crashed"
     return status
 
 
