@@ -77,6 +77,9 @@ def test_each_algorithm_stores_metrics_and_samples(tmp_path, algorithm):
             assert isinstance(r[key], float) and math.isfinite(r[key]), (key, r[key])
         assert r["objective"] == pytest.approx(r["reward"] - r["kl_coef"] * r["kl"])
         assert any(k.startswith("trl/") for k in r)
+    # before the first update the policy is the reference model: KL must be 0 for every sample
+    assert abs(rows[0]["kl"]) < 1e-3, rows[0]["kl"]
+    assert all(abs(s["kl"]) < 1e-3 for s in RunStore(path).samples(1))
     if algorithm == "ppo":
         assert isinstance(rows[-1]["value_loss"], float) and isinstance(rows[-1]["approx_kl"], float)
     samples = store.samples(3)

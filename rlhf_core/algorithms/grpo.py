@@ -85,22 +85,41 @@ class GroupAdapter:
 
 
 def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
-    """Record each rollout's per-token log pi and log pi_ref from the forward passes TRL makes
-    while scoring it (RLOO always makes both; GRPO makes the reference pass when beta != 0), and
-    make only the missing ones. This wraps two methods of the pinned trl==1.12.0 trainers."""
+    """Record each rollout's per-token log pi and log pi_ref from forward passes TRL makes anyway,
+    so that measuring KL costs (almost) nothing extra.
+
+    - log pi_ref: TRL's reference pass while scoring (made when beta != 0; else we make it).
+    - log pi: RLOO, and GRPO with update_epochs > 1, compute it while scoring. GRPO with one
+      epoch computes it only inside the loss, on the same weights; we take that pass (detached)
+      and match its rows to the rollout's by content, since TRL shuffles the batch in between.
+    This wraps two methods of the pinned trl==1.12.0 trainers."""
     import torch
 
     compute_logps = trainer._get_per_token_logps_and_entropies
     generate_and_score = trainer._generate_and_score_completions
     captured: dict = {}
+    pending: dict = {}
 
-    def logps_hook(model, *args, **kwargs):
-        out = compute_logps(model, *args, **kwargs)
+    def attach(policy_logps):
+        recorder.attach_logps(pending["completion_ids"], pending["completion_mask"], policy_logps, pending["ref"])
+        pending.clear()
+
+    def logps_hook(model, input_ids, *args, **kwargs):
+        out = compute_logps(model, input_ids, *args, **kwargs)
         if captured.get("active") and not torch.is_grad_enabled():
             captured["ref" if model is trainer.ref_model else "policy"] = out[0]
+        elif pending and torch.is_grad_enabled() and model is not trainer.ref_model:
+            rows = {tuple(r): i for i, r in enumerate(input_ids.tolist())}
+            order = [rows.get(k) for k in pending["keys"]]
+            if None not in order:
+                attach(out[0].detach()[torch.tensor(order, device=out[0].device)])
         return out
 
     def generate_hook(*args, **kwargs):
+        if pending:  # a rollout whose loss pass we never saw: measure it directly
+            with torch.no_grad():
+                attach(compute_logps(trainer.model, pending["ids"], pending["mask"], pending["keep"],
+                                     pending["ids"].size(0))[0])
         captured.clear()
         captured["active"] = True
         try:
@@ -110,13 +129,16 @@ def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
         ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
         mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         keep = output["completion_ids"].size(1)
-        with torch.no_grad():
-            for key, model in (("policy", trainer.model), ("ref", trainer.ref_model)):
-                if key not in captured and model is not None:
-                    captured[key] = compute_logps(model, ids, mask, keep, ids.size(0))[0]
-        if "policy" in captured and "ref" in captured:
-            recorder.attach_logps(output["completion_ids"], output["completion_mask"],
-                                  captured["policy"], captured["ref"])
+        if "ref" not in captured and trainer.ref_model is not None:  # beta == 0: TRL skipped it
+            with torch.no_grad():
+                captured["ref"] = compute_logps(trainer.ref_model, ids, mask, keep, ids.size(0))[0]
+        if "ref" not in captured:
+            return output
+        pending.update(completion_ids=output["completion_ids"], completion_mask=output["completion_mask"],
+                       ref=captured["ref"], ids=ids, mask=mask, keep=keep,
+                       keys=[tuple(r) for r in ids.tolist()])
+        if "policy" in captured:
+            attach(captured["policy"])
         return output
 
     trainer._get_per_token_logps_and_entropies = logps_hook
