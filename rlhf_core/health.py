@@ -13,7 +13,7 @@ KL_RUNAWAY_NATS_PER_TOKEN = 1.0  # beyond ~1 nat per token the text has left the
 NEGATIVE_KL = -0.5  # the sampled KL estimate is noisy around 0; below this it is a real problem
 ENTROPY_COLLAPSE_RATIO = 0.35  # entropy below 35% of its starting value
 CLIP_FRACTION_HIGH = 0.3
-REPETITION_DISTINCT = 0.35  # fewer than 35% distinct words across the latest samples
+REPETITION_DISTINCT = 0.45  # measured: 0.65-0.75 for the base policy, 0.39-0.43 once it repeats itself
 
 
 @dataclass(frozen=True)

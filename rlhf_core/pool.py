@@ -89,6 +89,13 @@ def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1) -> int:
             return 0
     if not _owner_alive(owner_pid):
         return 0
+    from .runs import default_cap, list_runs
+    from .store import LIVE_STATUSES
+
+    if sum(r.status in LIVE_STATUSES for r in list_runs(root)) >= default_cap():
+        # No run could start now, and a booting worker would take CPU from the one training:
+        # the next launcher (or the finishing worker) tops the pool up once a slot is free.
+        return 0
     _cleanup(root)
     started = 0
     while warm_count(root) < size:

@@ -139,9 +139,9 @@ class RunInfo:
                 "ended": self.ended, "duration": self.duration}
 
 
-def effective_status(store: RunStore, meta: dict | None = None) -> tuple[str, dict | None]:
+def effective_status(store: RunStore, meta: dict | None = None, last: dict | None = None) -> tuple[str, dict | None]:
     """The stored status, except that a live status whose process is gone reads 'crashed'."""
-    last = store.last_status()
+    last = store.last_status() if last is None else last
     if last is None:
         return "crashed", None
     meta = store.meta() if meta is None else meta
@@ -167,10 +167,11 @@ def info_at(path: str, with_last: bool = True) -> RunInfo:
         raise RunError(f"{path}: no such run folder")
     try:
         store = RunStore(path)
-        meta = store.meta()
-        status, last = effective_status(store, meta)
-        rows = store.metrics_since(store.last_step() - 1) if with_last else []
-        steps_done = store.count_steps()
+        summary = store.summary()
+        meta = summary["meta"]
+        status, last = effective_status(store, meta, summary["status"])
+        rows = [summary["last"]] if with_last and summary["last"] else []
+        steps_done = summary["steps"]
     except StoreError as e:
         return RunInfo(run_id, path, "failed", error=f"run store unreadable: {e}")
     cfg = meta.get("config") or {}

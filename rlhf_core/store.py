@@ -70,6 +70,8 @@ class RunStore:
         if create:
             os.makedirs(run_dir, exist_ok=True)
             with self._connect() as conn:
+                # WAL is a property of the database file: set once here, kept for every later connection
+                conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
         elif not os.path.isfile(self.path):
             raise StoreError(f"{self.path}: no run store here (not a run directory, or it was deleted)")
@@ -83,7 +85,6 @@ class RunStore:
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot open run store ({e})") from None
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: durable across a killed process
             yield conn
         except sqlite3.DatabaseError as e:
@@ -140,6 +141,21 @@ class RunStore:
                          (step, time.time(), kind, json.dumps(payload)))
 
     # ---- reads (UI, CLI) ---------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """meta, last status, step count and the last metric row, read in one connection
+        (run listings call this for every run on every refresh)."""
+        with self._connect() as conn:
+            meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+            st = conn.execute("SELECT ts, status, message, detail FROM status ORDER BY id DESC LIMIT 1").fetchone()
+            count = int(conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0])
+            last = conn.execute("SELECT step, ts, data FROM metrics ORDER BY step DESC LIMIT 1").fetchone()
+        row = {}
+        if last:
+            row = {k: _from_json_value(v) for k, v in json.loads(last[2]).items()}
+            row["step"], row["ts"] = last[0], last[1]
+        status = None if st is None else {"ts": st[0], "status": st[1], "message": st[2], "detail": st[3]}
+        return {"meta": meta, "status": status, "steps": count, "last": row}
 
     def meta(self) -> dict[str, Any]:
         with self._connect() as conn:

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from rlhf_core import runs
 from rlhf_core.config import RunConfig
 from rlhf_core.control import read_control
+from rlhf_core.presets import PRESETS_DIR, load_preset
 from rlhf_core.store import RunStore
 from rlhf_core.worker import run_worker
 
@@ -63,8 +64,9 @@ def test_preset_change_loads_its_knobs(app):
     no_exceptions(app)
     assert app.select_slider(key="knob_kl_coef").value == 0.0
     app.selectbox(key="preset").set_value("ppo-value-head").run()
+    ppo = load_preset(os.path.join(PRESETS_DIR, "ppo-value-head.yaml")).config
     assert app.radio(key="knob_algorithm").value == "ppo"
-    assert app.number_input(key="knob_update_epochs").value == 4
+    assert app.number_input(key="knob_update_epochs").value == ppo.update_epochs
 
 
 def test_knobs_round_trip_through_the_url(app):

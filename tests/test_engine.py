@@ -301,10 +301,11 @@ def test_warm_pool_hands_a_run_to_a_preloaded_worker(runs_root, monkeypatch):
     first_point = time.time() - t0
     meta = RunStore(path).meta()
     assert meta["warm"] is True
+    assert pool.warm_count(root) == 0  # no replacement boots while the run trains (cap 1)
     wait_for(lambda: runs.info(run_id).status == "finished", timeout=60)
     print(f"warm start to first stored step: {first_point:.2f} s")
-    # a replacement warm worker was started for the next run
-    assert pool.warm_count(root) == 1
+    # the finishing worker started a replacement for the next run
+    wait_for(lambda: pool.warm_count(root) == 1, timeout=30)
     for name in os.listdir(pool.pool_dir(root)):  # do not leave the replacement idling in the suite
         if name.split(".")[0].isdigit():
             try:

@@ -8,7 +8,11 @@ def rows(n=10, **values):
     return [{"step": i + 1, **base, **values} for i in range(n)]
 
 
-FLUENT = [{"completion": f"a fine film number {i} with some different words each time"} for i in range(8)]
+FLUENT = [{"completion": t} for t in (
+    "was a fine film with a strong cast", "is the worst thing I have seen this year",
+    "had me laughing from start to finish", "felt long but the ending made up for it",
+    "should never have been made at all", "looks cheap although the music is lovely",
+    "tells an old story in a new way", "left my whole family in tears")]
 
 
 def keys(alarms):

@@ -110,16 +110,40 @@ def wait_js(page, script, predicate, timeout=60.0):
     raise AssertionError(f"timed out; last value {value!r}")
 
 
+def record_timing(name, seconds):
+    import json
+
+    os.makedirs(os.path.dirname(SHOTS), exist_ok=True)
+    path = os.path.join(os.path.dirname(SHOTS), "e2e-timings.json")
+    data = json.load(open(path)) if os.path.exists(path) else {}
+    data[name] = round(seconds, 3)
+    json.dump(data, open(path, "w"), indent=2)
+    print(f"{name}: {seconds:.3f} s")
+
+
 def test_playground_start_live_beta_stop_reload(server, page):
     page.goto(server["url"] + "/?steps=2000&preset=classic-grpo")
+    pool = os.path.join(server["runs_root"], ".pool")
+    page.get_by_role("button", name="Start").wait_for(timeout=30_000)
+    deadline = time.time() + 90  # the page load started a warm worker; measure with it ready
+    while time.time() < deadline and not any(n.endswith(".ready") for n in os.listdir(pool)):
+        time.sleep(0.2)
+    t_click = time.time()
     page.get_by_role("button", name="Start").click()
     page.wait_for_url("**run=*", timeout=30_000)
-    t_click = time.time()
     first = wait_js(page, JS_REWARD_POINTS, lambda n: n >= 1, timeout=90)
-    print(f"start click to first point: {time.time() - t_click:.1f} s")
+    record_timing("start_click_to_first_point_s", time.time() - t_click)
     later = wait_js(page, JS_REWARD_POINTS, lambda n: n >= first + 3, timeout=60)
     assert later > first  # the chart gains points live
     shot(page, "playground-live.png")
+
+    # click latency while the run trains: a toggle's round trip to the server and back
+    t0 = time.time()
+    page.get_by_text("Pause live", exact=True).click()
+    page.get_by_text("Paused at step").first.wait_for(timeout=10_000)
+    record_timing("click_latency_while_training_s", time.time() - t0)
+    page.get_by_text("Pause live", exact=True).click()
+    page.get_by_text("Paused at step").first.wait_for(state="detached", timeout=10_000)
 
     # change beta live: move the live slider two notches right, then Apply
     live = page.locator('[data-testid="stSlider"]').filter(has_text="β (kl_coef)")
