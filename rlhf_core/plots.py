@@ -63,7 +63,7 @@ def live_figure(rows: list[dict], events: list[dict] | None = None, height: int 
             if len(sd) == len(ys) and len(ys):
                 upper, lower = ys + sd, ys - sd
                 fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([upper, lower[::-1]]),
-                                         fill="toself",
+                                         fill="toself", mode="lines",
                                          line={"width": 0}, fillcolor="rgba(31,119,180,0.18)",
                                          hoverinfo="skip", showlegend=False, name="± std"), r + 1, c + 1)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=key, showlegend=False,
