@@ -8,7 +8,7 @@ import logging
 import streamlit as st
 
 from rlhf_core import runs
-from rlhf_core.store import LIVE_STATUSES, RunStore, StoreError
+from rlhf_core.store import RunStore, StoreError
 
 log = logging.getLogger("rlhf_explorer.ui")
 
@@ -90,10 +90,6 @@ def fmt_duration(seconds) -> str:
         return "–"
     seconds = int(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
-
-
-def is_live(status: str) -> bool:
-    return status in LIVE_STATUSES or status == "queued"
 
 
 def progress_line(info: runs.RunInfo, rows: list[dict]) -> tuple[float, str]:

@@ -176,6 +176,3 @@ def load_sequence_classifier(name: str, what: str = "reward model", dtype=None):
         model.config.pad_token_id = tok.pad_token_id
     return model, tok
 
-
-def policy_names() -> list[str]:
-    return list(EMBEDDED_POLICIES)

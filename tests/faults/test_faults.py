@@ -4,12 +4,10 @@ Every case states its expected outcome: a clear message naming the field or file
 status, and nothing lost. docs/FAULTS.md lists the cases (F01...) with their outcomes.
 """
 
-import math
 import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
