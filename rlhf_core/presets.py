@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -34,11 +35,18 @@ def load_preset(path: str) -> Preset:
 
 
 def list_presets(folder: str = PRESETS_DIR) -> list[Preset]:
-    """All presets, the default first. A broken preset file is an error naming the file."""
+    """All presets, the default first. A broken preset file is an error naming the file.
+    Parsed files are reused until a file changes (the Playground lists them on every rerun)."""
     names = sorted(f for f in os.listdir(folder) if f.endswith((".yaml", ".yml")))
-    presets = [load_preset(os.path.join(folder, f)) for f in names]
+    stamp = tuple((f, os.stat(os.path.join(folder, f)).st_mtime_ns) for f in names)
+    return list(_load_all(folder, stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_all(folder: str, stamp: tuple) -> tuple[Preset, ...]:
+    presets = [load_preset(os.path.join(folder, name)) for name, _ in stamp]
     presets.sort(key=lambda p: (p.name != DEFAULT_PRESET, p.needs_internet, p.name))
-    return presets
+    return tuple(presets)
 
 
 __all__ = ["Preset", "list_presets", "load_preset", "DEFAULT_PRESET", "ConfigError"]
