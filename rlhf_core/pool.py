@@ -66,7 +66,7 @@ def spawn(root: str, owner_pid: int) -> int:
     return proc.pid
 
 
-def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1) -> int:
+def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1, live_runs: int | None = None) -> int:
     """Keep `size` warm workers booting or ready for this runs root. Returns how many started.
 
     The owner (the app server, which passes its pid) is remembered in .pool/owner, so that a
@@ -92,7 +92,9 @@ def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1) -> int:
     from .runs import default_cap, list_runs
     from .store import LIVE_STATUSES
 
-    if sum(r.status in LIVE_STATUSES for r in list_runs(root)) >= default_cap():
+    if live_runs is None:
+        live_runs = sum(r.status in LIVE_STATUSES for r in list_runs(root))
+    if live_runs >= default_cap():
         # No run could start now, and a booting worker would take CPU from the one training:
         # the next launcher (or the finishing worker) tops the pool up once a slot is free.
         return 0
