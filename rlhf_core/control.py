@@ -7,7 +7,6 @@ worker polls the file's mtime once per step, which costs one stat() call.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 
@@ -18,15 +17,25 @@ def control_path(run_dir: str) -> str:
     return os.path.join(run_dir, CONTROL_FILE)
 
 
+LIVE_KNOBS = ("kl_coef", "clip_range")
+
+
+def knob_problem(name: str, value) -> str | None:
+    """Why `value` is not a valid live setting of knob `name` (RunConfig's own rules), else None."""
+    from .config import ConfigError, RunConfig
+
+    try:
+        RunConfig.parse({name: value})
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
 def write_control(run_dir: str, **changes) -> dict:
     """Merge `changes` (stop=True, kl_coef=0.1, clip_range=0.2) into the control file atomically."""
-    for key in ("kl_coef", "clip_range"):
-        if key in changes and changes[key] is not None:
-            v = changes[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{key} must be a finite number, got {v!r}")
-            if v < 0 or (key == "clip_range" and v == 0):
-                raise ValueError(f"{key} must be {'> 0' if key == 'clip_range' else '≥ 0'}, got {v}")
+    for key in LIVE_KNOBS:
+        if changes.get(key) is not None and (problem := knob_problem(key, changes[key])):
+            raise ValueError(problem)
     unknown = set(changes) - {"stop", "kl_coef", "clip_range"}
     if unknown:
         raise ValueError(f"unknown control keys: {', '.join(sorted(unknown))}")

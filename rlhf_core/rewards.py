@@ -152,12 +152,16 @@ def _keyword(word: str | None) -> Reward:
     return Reward(spec, lambda texts, _p: [1.0 if pattern.search(t) else 0.0 for t in texts])
 
 
+def split_hub_reward(arg: str) -> tuple[str, str | None]:
+    """'lvwerra/distilbert-imdb:POSITIVE' -> (model id, label); the label is optional."""
+    model_id, _, label = arg.partition(":")
+    return model_id, label or None
+
+
 def _hub(arg: str | None) -> Reward:
     if not arg:
         raise RewardError("hub reward needs a model id: hub:<model id>, e.g. hub:lvwerra/distilbert-imdb")
-    model_id, label = arg, None
-    if ":" in arg:
-        model_id, label = arg.rsplit(":", 1)
+    model_id, label = split_hub_reward(arg)
     try:
         model, tok = zoo.load_sequence_classifier(model_id, "reward model")
     except zoo.ZooError as e:

@@ -353,7 +353,7 @@ def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
     at once rather than from a failed worker: policy and reward names resolve, hub ids are
     reachable (or cached), and a file reward is opted in and exists."""
     from . import zoo
-    from .rewards import RewardError, check_reward_name, code_allowed
+    from .rewards import RewardError, check_reward_name, code_allowed, split_hub_reward
 
     check_reward_name(cfg.reward)
     path, is_hub = zoo.resolve(cfg.policy, "policy")
@@ -361,7 +361,7 @@ def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
         zoo.hub_load_kwargs(path, "policy")
     kind, _, arg = cfg.reward.partition(":")
     if kind == "hub":
-        model_id = arg.rsplit(":", 1)[0] if arg.count(":") else arg
+        model_id, _ = split_hub_reward(arg)
         try:
             rm_path, rm_hub = zoo.resolve(model_id, "reward model")
             if rm_hub:

@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from .config import ConfigError, RunConfig  # noqa: E402
-from .control import ControlWatcher  # noqa: E402
+from .control import ControlWatcher, knob_problem  # noqa: E402
 from .store import RunStore  # noqa: E402
 
 ProgressFn = Callable[[int, int, dict], None]
@@ -97,11 +97,13 @@ def apply_control(adapter, watcher: ControlWatcher, store: RunStore | None, next
     for name, current, setter in (("kl_coef", kl_coef, adapter.set_kl_coef),
                                   ("clip_range", clip_range, adapter.set_clip_range)):
         value = msg.get(name)
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if value is None:
             continue
-        if not math.isfinite(value) or value < 0 or (name == "clip_range" and value == 0):
+        problem = knob_problem(name, value)  # anyone can write the file: check it as the UI does
+        if problem:
             if store is not None:
-                store.add_event(next_step, "control_rejected", {"name": name, "value": str(value)})
+                store.add_event(next_step, "control_rejected", {"name": name, "value": str(value),
+                                                                 "problem": problem})
             continue
         if float(value) != current:
             setter(float(value))

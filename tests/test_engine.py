@@ -312,3 +312,23 @@ def test_warm_pool_hands_a_run_to_a_preloaded_worker(runs_root, monkeypatch):
                 os.kill(int(name.split(".")[0]), signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def test_bad_control_values_written_by_hand_are_rejected_as_events(tmp_path):
+    """control.json is a plain file anyone can write; the worker applies RunConfig's rules to it."""
+    import json as _json
+
+    path = make_run(tmp_path, steps=3, kl_coef=0.05)
+    with pytest.raises(ValueError, match="kl_coef must be ≥ 0"):
+        write_control(path, kl_coef=-1)
+
+    def progress(step, total, metrics):
+        if step == 1:
+            with open(os.path.join(path, "control.json"), "w") as f:
+                _json.dump({"kl_coef": -1, "clip_range": "wide", "seq": 1}, f)
+
+    assert run_worker(path, progress=progress, install_sigterm=False) == "finished"
+    store = RunStore(path)
+    rejected = {e["name"]: e["problem"] for e in store.events() if e["kind"] == "control_rejected"}
+    assert "kl_coef must be ≥ 0" in rejected["kl_coef"] and "clip_range must be a number" in rejected["clip_range"]
+    assert all(r["kl_coef"] == pytest.approx(0.05) for r in store.metrics_since(-1))
