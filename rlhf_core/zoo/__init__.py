@@ -126,8 +126,9 @@ def hub_load_kwargs(name: str, what: str) -> dict:
         cached = None
     if not isinstance(cached, str):
         raise ZooError(f"{what} '{name}': the Hugging Face hub is unreachable (offline?) and "
-                       f"'{name}' is not in the local cache. Connect to the internet, or use an "
-                       f"embedded model such as '{DEFAULT_POLICY}'.")
+                       f"'{name}' is not in the local cache. Connect to the internet, or use "
+                       + (f"the embedded policy '{DEFAULT_POLICY}'." if what == "policy"
+                          else "an embedded reward such as 'vader' or 'learned-rm'."))
     return {"local_files_only": True}
 
 
