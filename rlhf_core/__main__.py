@@ -219,11 +219,34 @@ def cmd_bench(a) -> int:
 
 
 def cmd_lab(a) -> int:
+    from .config import ConfigError
+
     try:
         from .labs import run_lab
     except ImportError:
         return _fail("no labs are part of this build yet", EXIT_FAIL)
-    return run_lab(a.name, quick=a.quick, as_json=a.json)
+    try:
+        overrides = parse_lab_sets(a.set)
+    except ConfigError as e:
+        return _fail(str(e), EXIT_INVALID)
+    return run_lab(a.name, quick=a.quick, as_json=a.json, overrides=overrides, out=a.out,
+                   progress_file=a.progress_file)
+
+
+def parse_lab_sets(pairs: list[str] | None) -> dict:
+    """`--set key=value` for a lab; values are YAML scalars or flow lists (`vocab=[8,64]`)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got '{pair}'")
+        key, raw = pair.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"{key.strip()}: cannot parse '{raw}'") from None
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("name")
     lab.add_argument("--quick", action="store_true")
     lab.add_argument("--json", action="store_true")
+    lab.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a lab setting")
+    lab.add_argument("--out", help="also write the JSON result to this file")
+    lab.add_argument("--progress-file", help="write progress as JSON here (used by the app)")
     lab.set_defaults(fn=cmd_lab)
     return p
 
