@@ -9,11 +9,24 @@ import streamlit as st  # noqa: E402
 from rlhf_core import pool, runs  # noqa: E402
 
 st.set_page_config(page_title="RLHF Explorer", layout="wide")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 PAGES = {
     "Explore": [
         st.Page("pages/train.py", title="Playground", default=True, url_path="playground"),
         st.Page("pages/compare.py", title="Runs & Compare", url_path="compare"),
+    ],
+    # one page per takeaway of Sun (2023); url paths are part of the app's contract
+    "Labs": [
+        st.Page(path, title=title, url_path=url)
+        for path, title, url in (
+            ("pages/lab_t1.py", "T1 · The RLHF pipeline", "lab-pipeline"),
+            ("pages/lab_t2.py", "T2 · Compounding error", "lab-compounding-error"),
+            ("pages/lab_t3.py", "T3 · Reward model as proxy", "lab-reward-proxy"),
+            ("pages/lab_t4.py", "T4 · Action space & sparse reward", "lab-action-space"),
+            ("pages/lab_t5.py", "T5 · Why PPO is stable", "lab-stability"),
+        )
+        if os.path.exists(os.path.join(HERE, path))
     ],
     "About": [st.Page("pages/about.py", title="About", url_path="about")],
 }

@@ -1,7 +1,7 @@
 """What every lab shares: config fields with bounds, progress reporting, the result cache, fits.
 
 A lab is a module with a `Config` dataclass (every field documented through `knob(...)`), a `QUICK`
-dict of overrides for the test-sized run, `run(cfg, progress) -> dict` and
+dict of overrides for the test-sized run, a `LARGEST` dict (the heaviest settings the UI allows), `run(cfg, progress) -> dict` and
 `shape_problems(result) -> list[str]`, which states in code the published shape the lab must
 reproduce (empty list = reproduced). Pages, the CLI and the tests all use the same functions.
 """
@@ -21,10 +21,11 @@ from ..config import ConfigError
 ProgressFn = Callable[[float, str], None]
 
 
-def knob(default, help: str, lo=None, hi=None, choices=None, largest=None):
-    """A documented config field. `lo`/`hi`/`choices` bound user input (UI sliders and --set);
-    `largest` is the heaviest value the lab is budgeted for (<= 60 s on 2 cores)."""
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "largest": largest}
+def knob(default, help: str, lo=None, hi=None, choices=None, advanced=False):
+    """A documented config field. `lo`/`hi`/`choices` bound user input (UI widgets and --set); the
+    costly fields' bounds are the lab's budget: each lab's LARGEST settings (all those maxima
+    together) run in <= 60 s on 2 cores. `advanced` fields sit behind an expander in the app."""
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "advanced": advanced}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

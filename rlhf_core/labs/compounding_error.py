@@ -34,28 +34,32 @@ VERSION = 1
 @dataclass
 class Config:
     horizon: int = knob(48, "Longest horizon T (tokens per sequence); mistakes are counted for T/8 ... T.",
-                        lo=8, hi=128, largest=128)
+                        lo=8, hi=96)
     demos: int = knob(200, "Expert demonstrations for behaviour cloning (and the online learner's warm start).",
-                      lo=10, hi=3000, largest=3000)
+                      lo=10, hi=3000)
     vocab_size: int = knob(16, "Task tokens V; half of them are 'home' tokens the expert cycles through.",
                            lo=4, hi=64)
-    width: int = knob(64, "Model size: GPT-2 hidden width.", choices=[32, 64, 128], largest=128)
-    layers: int = knob(2, "Model size: GPT-2 layers.", lo=1, hi=4, largest=4)
+    width: int = knob(64, "Model size: GPT-2 hidden width.", choices=[32, 64, 128])
+    layers: int = knob(2, "Model size: GPT-2 layers.", lo=1, hi=3)
     slip: float = knob(0.03, "Noise: per-step probability that a learner emits a random token (epsilon).",
                        lo=0.0, hi=0.3)
     bc_steps: int = knob(60, "SFT steps of behaviour cloning (the online learner starts from it).",
-                         lo=10, hi=2000)
-    rounds: int = knob(3, "DAgger rounds.", lo=1, hi=8, largest=8)
-    round_steps: int = knob(60, "SFT steps per DAgger round.", lo=5, hi=500)
+                         lo=10, hi=200, advanced=True)
+    rounds: int = knob(3, "DAgger rounds.", lo=1, hi=5)
+    round_steps: int = knob(60, "SFT steps per DAgger round.", lo=5, hi=120, advanced=True)
     rollouts_per_round: int = knob(150, "Learner rollouts relabelled by the expert per DAgger round.",
-                                   lo=10, hi=2000)
-    eval_rollouts: int = knob(400, "Rollouts per learner used to count mistakes.", lo=50, hi=5000)
-    learning_rate: float = knob(3e-3, "Adam learning rate for every SFT phase.", lo=1e-5, hi=1e-1)
-    seed: int = knob(0, "Seed for the automaton, data, model init and rollouts.", lo=0, hi=2**31 - 1)
-    threads: int = knob(1, "torch CPU threads.", lo=0, hi=64)
+                                   lo=10, hi=2000, advanced=True)
+    eval_rollouts: int = knob(400, "Rollouts per learner used to count mistakes.", lo=50, hi=5000,
+                               advanced=True)
+    learning_rate: float = knob(3e-3, "Adam learning rate for every SFT phase.", lo=1e-5, hi=1e-1,
+                                 advanced=True)
+    seed: int = knob(0, "Seed for the automaton, data, model init and rollouts.", lo=0, hi=2**31 - 1, advanced=True)
+    threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
 
 
 QUICK = {"horizon": 32, "eval_rollouts": 300}
+LARGEST = {"horizon": 96, "width": 128, "layers": 3, "rounds": 5, "round_steps": 120, "bc_steps": 200,
+           "demos": 3000, "rollouts_per_round": 2000, "eval_rollouts": 5000}
 
 
 def _sft(model, tok, rows: list[dict], steps: int, lr: float, seed: int) -> float:

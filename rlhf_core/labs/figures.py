@@ -1,0 +1,161 @@
+"""Plotly figures for the labs: measured series with the reference curve drawn over them.
+
+Kept apart from the experiments so that `rlhf_core.labs.<lab>` stays free of plotting imports."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+MEASURED = dict(mode="lines+markers")
+REFERENCE = dict(mode="lines", line=dict(dash="dash"))
+COLORS = {"a": "#d62728", "b": "#1f77b4", "c": "#2ca02c", "d": "#9467bd", "e": "#ff7f0e"}
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=360, margin=dict(l=40, r=10, t=40, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.35))
+    return fig
+
+
+def compounding_error(result: dict) -> list[go.Figure]:
+    H, eps = result["horizons"], result["epsilon"]
+    fits = result["fits"]
+    dense = [H[0] + (H[-1] - H[0]) * i / 60 for i in range(61)]
+    f1 = go.Figure()
+    f1.add_scatter(x=H, y=result["bc_mistakes"], name="behaviour cloning (measured)", line_color=COLORS["a"], **MEASURED)
+    f1.add_scatter(x=dense, y=[fits["bc"]["c_quadratic"] * eps * t * t for t in dense], line_color=COLORS["a"],
+                   name=f"c·ε·T² (c={fits['bc']['c_quadratic']:.2f}, R²={fits['bc']['r2_quadratic']:.2f})", **REFERENCE)
+    f1.add_scatter(x=H, y=result["online_mistakes"], name="online / DAgger (measured)", line_color=COLORS["b"],
+                   **MEASURED)
+    f1.add_scatter(x=dense, y=[fits["online"]["c_linear"] * eps * t for t in dense], line_color=COLORS["b"],
+                   name=f"c·ε·T (c={fits['online']['c_linear']:.2f}, R²={fits['online']['r2_linear']:.2f})", **REFERENCE)
+    _layout(f1, "Mistakes per sequence vs horizon T", "horizon T (tokens)", "mistakes per sequence")
+
+    T = len(result["bc"]["first_mistake"]) - 1
+    f2 = go.Figure()
+    for who, label, color in (("bc", "behaviour cloning", COLORS["a"]), ("online", "online / DAgger", COLORS["b"])):
+        counts = result[who]["first_mistake"][:T]
+        f2.add_bar(x=list(range(1, T + 1)), y=counts, name=label, marker_color=color, opacity=0.6)
+    f2.update_layout(barmode="overlay")
+    _layout(f2, "Position of the first mistake", "position", "rollouts")
+
+    f3 = go.Figure()
+    for who, label, color in (("bc", "behaviour cloning", COLORS["a"]), ("online", "online / DAgger", COLORS["b"])):
+        err = result[who]["per_position_error"]
+        f3.add_scatter(x=list(range(1, len(err) + 1)), y=err, name=label, line_color=color, mode="lines")
+    f3.add_scatter(x=[1, T], y=[eps, eps], name="ε (slip rate)", line=dict(dash="dot", color="gray"), mode="lines")
+    _layout(f3, "Error rate at each position", "position", "P(mistake)")
+    return [f1, f2, f3]
+
+
+def pipeline(result: dict) -> list[go.Figure]:
+    pol = result["policies"]
+    names = ["base", "sft", "rlhf"]
+    f1 = go.Figure()
+    f1.add_bar(x=names, y=[pol[n]["gold"] for n in names], name="gold reward (held-out judge)",
+               error_y=dict(type="data", array=[2 * pol[n]["gold_sem"] for n in names]), marker_color=COLORS["c"])
+    f1.add_bar(x=names, y=[pol[n]["proxy"] for n in names], name="reward model (optimised)", marker_color=COLORS["d"])
+    f1.update_layout(barmode="group")
+    _layout(f1, "Gold and proxy reward of each policy", "policy", "mean reward (logit)")
+    f2 = go.Figure()
+    f2.add_scatter(x=[pol[n]["kl"] for n in names], y=[pol[n]["gold"] for n in names], text=names,
+                   mode="markers+text+lines", textposition="top center", marker_size=12, line_color=COLORS["b"],
+                   name="policies")
+    _layout(f2, "Gold reward vs KL from the base model", "KL(π ‖ base) (nats)", "gold reward")
+    curve = result["stages"]["rl"]["curve"]
+    f3 = go.Figure()
+    f3.add_scatter(x=curve["step"], y=curve["proxy"], name="reward-model score", line_color=COLORS["d"], **MEASURED)
+    f3.add_scatter(x=curve["step"], y=curve["kl"], name="KL to SFT (nats)", yaxis="y2", line_color=COLORS["e"],
+                   **MEASURED)
+    f3.update_layout(yaxis2=dict(overlaying="y", side="right", title="KL"))
+    _layout(f3, "Online RL (GRPO) against the reward model", "RL step", "reward")
+    return [f1, f2, f3]
+
+
+def rm_curve(result: dict) -> go.Figure:
+    labels, acc, fit = result["labels"], result["accuracy"], result["fit"]
+    fig = go.Figure()
+    fig.add_scatter(x=labels, y=acc, name="held-out pair accuracy (measured)", line_color=COLORS["b"], **MEASURED)
+    fig.add_scatter(x=labels, y=result["train_accuracy"], name="accuracy on its own training pairs",
+                    line=dict(color=COLORS["b"], dash="dot"), mode="lines+markers")
+    xs = [labels[0] * (labels[-1] / labels[0]) ** (i / 40) for i in range(41)]
+    fig.add_scatter(x=xs, y=[fit["a"] + fit["b"] * math.log(x) for x in xs], line_color=COLORS["b"],
+                    name=f"a + b·log n (b={fit['b']:.3f}, R²={fit['r2']:.2f})", **REFERENCE)
+    for e in result.get("embedded", []):
+        if e.get("labels") and e.get("accuracy"):
+            fig.add_scatter(x=[e["labels"]], y=[e["accuracy"]], mode="markers+text", text=[e["name"]],
+                            textposition="bottom center", marker=dict(size=11, symbol="diamond", color=COLORS["a"]),
+                            name=f"embedded {e['name']} (zoo build recipe)")
+    fig.add_hline(y=0.5, line_dash="dot", line_color="gray", annotation_text="chance")
+    fig.update_xaxes(type="log")
+    return _layout(fig, "Reward-model accuracy vs preference labels", "labels (pairs, log scale)", "pair accuracy")
+
+
+def overoptimization(result: dict) -> list[go.Figure]:
+    figs = []
+    palette = list(COLORS.values())
+    for key, title in (("gold", "Gold reward vs distance from the initial policy"),
+                       ("proxy", "Proxy reward vs distance from the initial policy")):
+        fig = go.Figure()
+        for i, r in enumerate(result["runs"]):
+            color = palette[i % len(palette)]
+            name = f"{r['labels']} labels, β={r['beta']}"
+            fig.add_scatter(x=r["sqrt_kl"], y=r[key], name=name, line_color=color, mode="markers", opacity=0.6)
+            fit = r[f"fit_{key}"]
+            if fit.get("alpha") is not None:
+                base = r[key][0]
+                top = max(r["sqrt_kl"]) or 1.0
+                ds = [top * j / 50 for j in range(1, 51)]
+                fig.add_scatter(x=ds, y=[base + d * (fit["alpha"] - fit["beta"] * math.log(d)) for d in ds],
+                                line_color=color, name=f"{name}: d(α − β log d)", **REFERENCE)
+        figs.append(_layout(fig, title, "d = √KL", f"{key} reward"))
+    return figs
+
+
+def best_of_n(result: dict, rl_runs: list[dict] | None = None) -> go.Figure:
+    d, gold, proxy = result["sqrt_kl"], result["gold"], result["proxy"]
+    fit = result["fit_gold"]
+    fig = go.Figure()
+    fig.add_scatter(x=d, y=[g - gold[0] for g in gold], text=[f"n={n}" for n in result["n"]],
+                    name="best-of-n: gold gain", line_color=COLORS["c"], **MEASURED)
+    fig.add_scatter(x=d, y=[p - proxy[0] for p in proxy], text=[f"n={n}" for n in result["n"]],
+                    name="best-of-n: proxy gain", line_color=COLORS["d"], **MEASURED)
+    ds = [d[-1] * j / 50 for j in range(51)]
+    fig.add_scatter(x=ds, y=[x * (fit["alpha"] - fit["beta"] * x) for x in ds], line_color=COLORS["c"],
+                    name=f"d(α − βd): α={fit['alpha']:.2f}, β={fit['beta']:.2f}", **REFERENCE)
+    for r in rl_runs or []:
+        fig.add_scatter(x=r["sqrt_kl"], y=[g - r["gold"][0] for g in r["gold"]], mode="markers",
+                        marker=dict(symbol="x", color=COLORS["a"]), opacity=0.6,
+                        name=f"RL, same proxy recipe ({r['labels']} labels, β={r['beta']}): gold gain")
+    return _layout(fig, "Best-of-n: gain over n=1 vs d = √(log n − (n−1)/n)", "d = √KL", "gain over n=1")
+
+
+def prompt_oirl(result: dict) -> list[go.Figure]:
+    names = ["random prompt", "best single prompt", "Prompt-OIRL (per query)", "oracle (hindsight)"]
+    values = [result["random"], result["best_single"], result["oirl"], result["oracle"]]
+    f1 = go.Figure(go.Bar(x=names, y=values, marker_color=[COLORS["e"], COLORS["b"], COLORS["c"], "gray"]))
+    _layout(f1, "Held-out reward of the chosen prompts", "", "mean reward (agreement with the true verdict)")
+    f2 = go.Figure()
+    f2.add_bar(x=result["prompts"], y=result["log_mean_per_prompt"], name="offline logs", marker_color=COLORS["b"])
+    f2.add_bar(x=result["prompts"], y=result["test_mean_per_prompt"], name="held-out queries", marker_color=COLORS["c"])
+    f2.add_scatter(x=result["prompts"], y=[c / max(1, sum(result["oirl_choices"])) for c in result["oirl_choices"]],
+                   name="share of queries Prompt-OIRL gave this prompt", mode="markers", yaxis="y2",
+                   marker=dict(size=12, color=COLORS["a"]))
+    f2.update_layout(barmode="group", yaxis2=dict(overlaying="y", side="right", range=[0, 1], title="share"))
+    _layout(f2, "Each prompt on average, and how often it was chosen", "prompt template", "mean reward")
+    return [f1, f2]
+
+
+def band(fig: go.Figure, x, mean, std, name: str, color: str) -> None:
+    """A mean line with a ±1 std band (for the stability lab's seeds)."""
+    upper = [m + s for m, s in zip(mean, std)]
+    lower = [m - s for m, s in zip(mean, std)]
+    fig.add_scatter(x=list(x) + list(x)[::-1], y=upper + lower[::-1], fill="toself", line=dict(width=0),
+                    fillcolor=color, opacity=0.2, showlegend=False, hoverinfo="skip")
+    fig.add_scatter(x=list(x), y=mean, name=name, line_color=color, mode="lines")
+
+
+def safe_log(x: float) -> float:
+    return math.log(x) if x > 0 else float("-inf")

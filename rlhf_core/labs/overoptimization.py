@@ -1,0 +1,134 @@
+"""T3b lab `overoptimization`: push a proxy reward model too hard and the true reward falls
+(Gao, Schulman & Hilton 2022, "Scaling laws for reward model overoptimization").
+
+Paper claim (Sun 2023, takeaway 3): the reward model is only a proxy of expensive human feedback.
+Setup (Gao's synthetic one): the embedded `gold-rm` plays the human; proxies are trained with TRL's
+RewardTrainer on n pairs *labelled by the gold RM*. GRPO (the playground's engine) then optimises
+the base policy against each proxy at each beta, and every rollout is also scored by the gold RM.
+The distance from the initial policy is d = sqrt(KL), KL measured per completion at sampling time.
+Gao's fit for RL: R(d) = d (alpha - beta log d), rewards relative to the initial policy.
+Expected: the proxy reward keeps rising while the gold reward rises, peaks and falls; proxies
+trained on fewer labels peak earlier (at smaller d).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+
+from . import imdb
+from .common import Progress, fit_two_terms, knob, quiet_libraries, setup_torch
+
+NAME = "overoptimization"
+VERSION = 1
+
+
+@dataclass
+class Config:
+    labels: list = knob([50, 300], "Gold labels each proxy reward model is trained on.", lo=10, hi=1000)
+    betas: list = knob([0.0], "KL coefficients beta to run for each proxy.", lo=0.0, hi=1.0)
+    rl_steps: int = knob(14, "GRPO steps per run (16 completions each).", lo=5, hi=60)
+    learning_rate: float = knob(1e-3, "RL learning rate: high, to travel far from the start quickly.",
+                                lo=1e-5, hi=3e-3)
+    seed: int = knob(0, "Seed for labels, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
+    threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
+
+    def check(self) -> None:
+        from ..config import ConfigError
+
+        if len(self.labels) * len(self.betas) * self.rl_steps > 150:
+            raise ConfigError(f"labels x betas x rl_steps = {len(self.labels) * len(self.betas) * self.rl_steps} "
+                              "RL steps is over the lab's budget of 150 (about a minute on 2 cores)")
+
+
+QUICK = {"rl_steps": 12}
+LARGEST = {"labels": [50, 300, 1000], "betas": [0.0, 0.1], "rl_steps": 24}
+
+
+def gao_rl_fit(d: list[float], gain: list[float]) -> dict:
+    """Least squares for gain = d (alpha - beta log d), at d > 0."""
+    pts = [(x, y) for x, y in zip(d, gain) if x > 1e-6]
+    if len(pts) < 3:
+        return {"alpha": None, "beta": None}
+    alpha, minus_beta = fit_two_terms([x for x, _ in pts], [y for _, y in pts], lambda x: x, lambda x: x * math.log(x))
+    return {"alpha": alpha, "beta": -minus_beta}
+
+
+def run(cfg: Config, progress=None) -> dict:
+    p = Progress(progress)
+    p(0.0, "setup: loading the base policy and the gold judge")
+    setup_torch(cfg.threads, cfg.seed)
+    quiet_libraries()
+    from ..prompts import prompt_texts
+
+    base, tok = imdb.load_policy("imdb-tiny")
+    gold = imdb.gold_scorer()
+    train_reviews, held_reviews = imdb.reviews()
+    held = imdb.gold_labelled_pairs(held_reviews, 100, tok, gold, cfg.seed + 1)
+    prompts = prompt_texts(tok, 8, "train")
+    runs_out = []
+    n_runs = len(cfg.labels) * len(cfg.betas)
+    k = 0
+    for n in cfg.labels:
+        p(0.05 + 0.9 * k / n_runs, f"proxy: reward model on {n} gold labels")
+        proxy = imdb.gold_trained_proxy(train_reviews, n, tok, gold, cfg.seed)
+        proxy_acc = imdb.pair_accuracy(proxy, held)
+        for beta in cfg.betas:
+            series = {"step": [], "sqrt_kl": [], "proxy": [], "gold": []}
+
+            def on_step(step, metrics, roll, series=series, n=n, beta=beta, k=k):
+                series["step"].append(step)
+                series["sqrt_kl"].append(math.sqrt(max(0.0, metrics["kl"] or 0.0)))
+                series["proxy"].append(metrics["reward"])
+                series["gold"].append(statistics.fmean(gold(roll.completions)))
+                p(0.05 + 0.9 * (k + step / cfg.rl_steps) / n_runs,
+                  f"rl: labels {n}, beta {beta}: step {step}/{cfg.rl_steps}")
+
+            imdb.train_grpo(imdb.fresh_copy(base), tok, proxy, f"proxy-{n}", steps=cfg.rl_steps, kl_coef=beta,
+                            learning_rate=cfg.learning_rate, seed=cfg.seed, prompts=prompts, on_step=on_step)
+            g0, p0 = series["gold"][0], series["proxy"][0]
+            fit_gold = gao_rl_fit(series["sqrt_kl"], [g - g0 for g in series["gold"]])
+            fit_proxy = gao_rl_fit(series["sqrt_kl"], [x - p0 for x in series["proxy"]])
+            runs_out.append({"beta": beta, "labels": n, "proxy_accuracy": round(proxy_acc, 4), **series,
+                             "fit_gold": fit_gold, "fit_proxy": fit_proxy})
+            k += 1
+    p(1.0, "done")
+    return {"lab": NAME, "config": dataclasses.asdict(cfg), "runs": runs_out,
+            "runtime_s": round(p.elapsed(), 2), "timings": p.timings}
+
+
+def _smooth(xs: list[float], k: int = 3) -> list[float]:
+    return [statistics.fmean(xs[max(0, i - k + 1):i + 1]) for i in range(len(xs))]
+
+
+def peak(run: dict) -> dict:
+    """Where the (3-step smoothed) gold reward peaks, and how far it has fallen by the end."""
+    gold = _smooth(run["gold"])
+    i = max(range(len(gold)), key=gold.__getitem__)
+    return {"index": i, "sqrt_kl": run["sqrt_kl"][i], "gold": gold[i], "drop": gold[i] - gold[-1],
+            "final_sqrt_kl": run["sqrt_kl"][-1]}
+
+
+def shape_problems(result: dict) -> list[str]:
+    """Gao et al.: the proxy keeps climbing; the gold reward of the smallest-label proxy run peaks
+    and then falls; and fewer labels peak no later than more labels."""
+    problems = []
+    runs = [r for r in result["runs"] if r["beta"] == min(x["beta"] for x in result["runs"])]
+    for r in runs:
+        proxy = _smooth(r["proxy"])
+        if not proxy[-1] > proxy[0]:
+            problems.append(f"the proxy reward should rise under RL (labels {r['labels']}): "
+                            f"{proxy[0]:.2f} -> {proxy[-1]:.2f}")
+    small = min(runs, key=lambda r: r["labels"])
+    pk = peak(small)
+    spread = statistics.pstdev(small["gold"]) or 1.0
+    if not (pk["index"] < len(small["gold"]) - 1 and pk["drop"] > 0.25 * spread):
+        problems.append(f"with {small['labels']} labels the gold reward should peak and then fall "
+                        f"(peak at step {pk['index']}, fell by {pk['drop']:.2f})")
+    large = max(runs, key=lambda r: r["labels"])
+    if large is not small and not peak(small)["sqrt_kl"] <= peak(large)["sqrt_kl"] + 0.5:
+        problems.append(f"fewer labels should peak earlier: d={peak(small)['sqrt_kl']:.2f} with {small['labels']} "
+                        f"labels vs d={peak(large)['sqrt_kl']:.2f} with {large['labels']}")
+    return problems

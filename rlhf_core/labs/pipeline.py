@@ -1,0 +1,170 @@
+"""T1 lab `pipeline`: RLHF as online inverse RL with offline demonstrations.
+
+Paper claim (Sun 2023, takeaway 1): RLHF = demonstrations -> SFT (behaviour cloning) -> preference
+pairs -> a reward model (inferring the reward from data: inverse RL) -> online RL against that
+reward. The dynamics are known (the model appends a token), so no environment model is needed and
+the policy can be rolled out as often as we like: the "online" part that behaviour cloning lacks.
+
+Stages here, on the IMDB policy:
+1. demonstrations: positive training reviews;
+2. SFT: `imdb-tiny-sft-positive` (built by `zoo build` with TRL's SFTTrainer on 6,000 positive
+   reviews) or, with `sft_demos > 0`, a fresh SFT of imdb-tiny on that many reviews, run here;
+3. preference pairs: (positive, negative) review endings, labelled by the IMDB star ratings;
+4. reward model: `learned-rm` (RewardTrainer on 5,000 pairs) or, with `rm_pairs > 0`, one trained here;
+5. online RL: GRPO (the playground's engine) from the SFT policy against that reward model.
+Then base, SFT and RLHF policies are compared on held-out prompts by the held-out *gold* reward
+(`gold-rm`, trained on all 11,250 pairs, never optimised against) and by KL from the base model.
+Expected (Stiennon et al. 2020; Ouyang et al. 2022): RLHF >= SFT on the gold reward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass
+
+from . import imdb
+from .common import Progress, knob, lab_scratch_dir, quiet_libraries, setup_torch
+
+NAME = "pipeline"
+VERSION = 1
+
+
+@dataclass
+class Config:
+    rl_steps: int = knob(25, "Online RL steps (GRPO, 16 completions each) against the reward model.", lo=5, hi=120)
+    kl_coef: float = knob(0.05, "beta: KL penalty to the SFT policy during RL.", lo=0.0, hi=1.0)
+    learning_rate: float = knob(3e-4, "RL learning rate.", lo=1e-5, hi=3e-3)
+    sft_demos: int = knob(0, "0 = the embedded SFT policy (6,000 demos); N = run SFT here on N positive reviews.",
+                          lo=0, hi=1500)
+    rm_pairs: int = knob(0, "0 = the embedded reward model (5,000 pairs); N = train one here on N pairs.",
+                         lo=0, hi=1500)
+    eval_prompts: int = knob(16, "Held-out prompts for the comparison.", lo=4, hi=128, advanced=True)
+    samples_per_prompt: int = knob(6, "Completions per prompt and policy in the comparison.", lo=1, hi=32,
+                                   advanced=True)
+    seed: int = knob(0, "Seed for data, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
+    threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
+
+
+QUICK = {"rl_steps": 20, "eval_prompts": 12}
+LARGEST = {"rl_steps": 120, "sft_demos": 1500, "rm_pairs": 1500, "eval_prompts": 128, "samples_per_prompt": 32}
+
+
+def _sft(tok, demos: list[str], seed: int):
+    """SFT (behaviour cloning) of imdb-tiny on demonstrations with TRL's SFTTrainer."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from ..worker import _quiet_trainer
+
+    base, _ = imdb.load_policy("imdb-tiny")
+    args = SFTConfig(output_dir=lab_scratch_dir(NAME), num_train_epochs=1, per_device_train_batch_size=16,
+                     learning_rate=5e-4, lr_scheduler_type="constant", warmup_steps=0, report_to=[],
+                     save_strategy="no", logging_steps=10_000, seed=seed, use_cpu=True, bf16=False,
+                     gradient_checkpointing=False, disable_tqdm=True, max_length=96,
+                     dataset_text_field="text")
+    trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_dict({"text": demos}),
+                         processing_class=tok)
+    _quiet_trainer(trainer)
+    trainer.train()
+    # GRPO rebuilds its reference model from config._name_or_path: give it a folder to reload from
+    folder = lab_scratch_dir("sft-policy")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    fresh, _ = imdb.load_policy(folder)
+    return fresh
+
+
+def run(cfg: Config, progress=None) -> dict:
+    p = Progress(progress)
+    p(0.0, "setup: loading the policies and the gold judge")
+    setup_torch(cfg.threads, cfg.seed)
+    quiet_libraries()
+    from ..prompts import prompt_texts
+    from ..rewards import ClassifierScorer
+    from .. import zoo
+
+    base, tok = imdb.load_policy("imdb-tiny")
+    gold = imdb.gold_scorer()
+    train_reviews, held_reviews = imdb.reviews()
+    stages: dict = {}
+
+    positives = [r.text for r in train_reviews if r.positive]
+    if cfg.sft_demos:
+        p(0.05, f"sft: behaviour cloning on {cfg.sft_demos} positive reviews (SFTTrainer)")
+        sft = _sft(tok, positives[:cfg.sft_demos], cfg.seed)
+        stages["sft"] = {"source": "trained here", "demonstrations": cfg.sft_demos}
+    else:
+        sft, _ = imdb.load_policy("imdb-tiny-sft-positive")
+        stages["sft"] = {"source": "embedded imdb-tiny-sft-positive",
+                         "demonstrations": 6000, **zoo.asset_info("imdb-tiny-sft-positive")}
+    stages["demonstrations"] = {"kind": "positive IMDB training reviews", "available": len(positives)}
+
+    held_pairs = imdb.sentiment_pairs(held_reviews, 200, tok, cfg.seed + 1)
+    if cfg.rm_pairs:
+        p(0.2, f"reward model: RewardTrainer on {cfg.rm_pairs} preference pairs")
+        pairs = imdb.sentiment_pairs(train_reviews, cfg.rm_pairs, tok, cfg.seed)
+        rm_model = imdb.train_reward_model(pairs, tok, epochs=2, lr=5e-4, seed=cfg.seed)
+        stages["reward_model"] = {"source": "trained here", "pairs": cfg.rm_pairs}
+    else:
+        rm_model, _ = zoo.load_sequence_classifier("learned-rm", "reward model")
+        stages["reward_model"] = {"source": "embedded learned-rm", **zoo.asset_info("learned-rm")}
+    proxy = ClassifierScorer(rm_model, tok)
+    p(0.3, "reward model: held-out pair accuracy")
+    stages["reward_model"]["held_out_accuracy_here"] = round(imdb.pair_accuracy(proxy, held_pairs), 4)
+    stages["preference_pairs"] = {"kind": "(positive, negative) review endings of 16-48 tokens"}
+
+    curve = {"step": [], "proxy": [], "kl": []}
+
+    def on_step(step, metrics, roll):
+        curve["step"].append(step)
+        curve["proxy"].append(metrics["reward"])
+        curve["kl"].append(metrics["kl"])
+        p(0.35 + 0.45 * step / cfg.rl_steps, f"rl: GRPO step {step}/{cfg.rl_steps} against the reward model")
+
+    p(0.35, "rl: GRPO against the reward model")
+    rlhf = imdb.train_grpo(imdb.fresh_copy(sft), tok, proxy, "reward-model", steps=cfg.rl_steps,
+                           kl_coef=cfg.kl_coef, learning_rate=cfg.learning_rate, seed=cfg.seed,
+                           prompts=prompt_texts(tok, 8, "train"), on_step=on_step)
+    rlhf.eval()
+    stages["rl"] = {"algorithm": "grpo", "steps": cfg.rl_steps, "kl_coef": cfg.kl_coef, "curve": curve}
+
+    p(0.82, "eval: sampling the three policies on held-out prompts")
+    prompts = prompt_texts(tok, 8, "eval")[:cfg.eval_prompts]
+    flat_prompts = [q for q in prompts for _ in range(cfg.samples_per_prompt)]
+    policies = {}
+    samples = {}
+    for name, model in (("base", base), ("sft", sft), ("rlhf", rlhf)):
+        comps = [c for group in imdb.sample(model, tok, prompts, cfg.samples_per_prompt, 24, cfg.seed + 7)
+                 for c in group]
+        gold_scores = imdb.batched(gold, comps)
+        proxy_scores = imdb.batched(proxy, comps)
+        kls = imdb.sequence_kl(model, base, tok, flat_prompts, comps) if name != "base" else [0.0] * len(comps)
+        policies[name] = {
+            "gold": statistics.fmean(gold_scores),
+            "gold_sem": statistics.pstdev(gold_scores) / len(gold_scores) ** 0.5,
+            "proxy": statistics.fmean(proxy_scores),
+            "kl": statistics.fmean(kls),
+        }
+        samples[name] = [{"prompt": q, "completion": c, "gold": round(g, 3)}
+                         for q, c, g in list(zip(flat_prompts, comps, gold_scores))[::cfg.samples_per_prompt][:6]]
+    p(1.0, "done")
+    return {"lab": NAME, "config": dataclasses.asdict(cfg), "policies": policies, "samples": samples,
+            "stages": stages, "runtime_s": round(p.elapsed(), 2), "timings": p.timings}
+
+
+def shape_problems(result: dict) -> list[str]:
+    """Stiennon/InstructGPT: RLHF >= SFT on the held-out gold reward, both above the base model;
+    RL moves the policy further from the base than SFT alone."""
+    pol = result["policies"]
+    problems = []
+    if not pol["rlhf"]["gold"] >= pol["sft"]["gold"]:
+        problems.append(f"RLHF should score at least SFT on the gold reward: {pol['rlhf']['gold']:.3f} "
+                        f"vs {pol['sft']['gold']:.3f}")
+    if not pol["sft"]["gold"] > pol["base"]["gold"]:
+        problems.append(f"SFT on positive demonstrations should beat the base model on the gold reward: "
+                        f"{pol['sft']['gold']:.3f} vs {pol['base']['gold']:.3f}")
+    if not pol["rlhf"]["proxy"] > pol["sft"]["proxy"]:
+        problems.append("RL should raise the reward model's own score above SFT's")
+    return problems

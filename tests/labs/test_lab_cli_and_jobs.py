@@ -1,0 +1,64 @@
+"""The lab command line and the app's lab jobs (subprocess, progress, per-config cache)."""
+
+import json
+import time
+
+from rlhf_core import labs
+from rlhf_core.labs import jobs
+
+from ..conftest import cli
+
+TINY_RM = {"labels": [8, 16], "held_out_pairs": 50, "epochs": 0.5}
+
+
+def test_cli_prints_the_json_with_the_named_fields():
+    args = [f"--set={k}={json.dumps(v)}" for k, v in TINY_RM.items()]
+    out = cli("lab", "rm_curve", "--json", *args)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["labels"] == [8, 16] and len(result["accuracy"]) == 2
+    assert "shape_problems" in result and result["config"]["epochs"] == 0.5
+
+
+def test_cli_names_the_bad_setting_and_the_unknown_lab():
+    out = cli("lab", "rm_curve", "--set", "epochs=99")
+    assert out.returncode == 2 and "epochs" in out.stderr
+    out = cli("lab", "no_such_lab")
+    assert out.returncode == 2 and "no_such_lab" in out.stderr and "pipeline" in out.stderr
+
+
+def test_every_registered_lab_has_a_module_following_the_contract():
+    for name in labs.LABS:
+        mod = labs.module(name)
+        assert mod.NAME == name and isinstance(mod.VERSION, int)
+        labs.config(name)  # defaults are valid
+        labs.config(name, quick=True)
+        labs.config(name, mod.LARGEST)  # the largest settings are within the UI's bounds
+        for spec in labs.settings(name):
+            assert spec["help"], f"{name}.{spec['name']} is undocumented"
+
+
+def test_job_runs_in_a_subprocess_and_caches_per_config(runs_root):
+    job = jobs.start(runs_root, "rm_curve", TINY_RM)
+    assert job.state == "running"
+    deadline = time.time() + 240
+    while jobs.status(runs_root, "rm_curve", TINY_RM).state == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    done = jobs.status(runs_root, "rm_curve", TINY_RM)
+    assert done.state == "done", done.error
+    assert done.result["labels"] == [8, 16]
+    assert jobs.status(runs_root, "rm_curve", dict(TINY_RM, seed=1)).state == "none"  # another config
+    assert jobs.start(runs_root, "rm_curve", TINY_RM).state == "done"  # cached: nothing restarts
+    jobs.forget(runs_root, "rm_curve", TINY_RM)
+    assert jobs.status(runs_root, "rm_curve", TINY_RM).state == "none"
+
+
+def test_failed_job_reports_its_error(runs_root, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent")
+    monkeypatch.setattr(jobs.sys, "executable", "/bin/false")
+    jobs.start(runs_root, "rm_curve", TINY_RM)
+    deadline = time.time() + 30
+    while jobs.status(runs_root, "rm_curve", TINY_RM).state == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    failed = jobs.status(runs_root, "rm_curve", TINY_RM)
+    assert failed.state == "failed" and failed.error

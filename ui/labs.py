@@ -1,0 +1,139 @@
+"""One layout for every lab: the claim, the formula, settings, a run with progress, cached results,
+the figures with their reference curves, and what to look for. Lab logic lives in rlhf_core.labs."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import streamlit as st
+
+from rlhf_core import runs
+from rlhf_core.config import ConfigError
+from rlhf_core.labs import LABS, jobs, settings, shape_problems
+
+
+def _parse_list(raw: str, item_type: type, name: str) -> list:
+    items = [x.strip() for x in raw.replace(";", ",").split(",") if x.strip()]
+    try:
+        return [item_type(x) for x in items]
+    except ValueError:
+        raise ConfigError(f"{name}: expected a comma-separated list of {item_type.__name__}s, got '{raw}'") from None
+
+
+def _widget(name: str, spec: dict, key: str):
+    label = spec["name"].replace("_", " ")
+    default, lo, hi, help_ = spec["default"], spec.get("lo"), spec.get("hi"), spec.get("help")
+    if spec.get("choices"):
+        choices = spec["choices"]
+        return st.selectbox(label, choices, index=choices.index(default), help=help_, key=key)
+    if isinstance(default, bool):
+        return st.checkbox(label, value=default, help=help_, key=key)
+    if isinstance(default, list):
+        item_type = type(default[0]) if default else float
+        raw = st.text_input(label, value=", ".join(str(x) for x in default), help=help_, key=key)
+        return _parse_list(raw, item_type, spec["name"])
+    if isinstance(default, int):
+        if lo is not None and hi is not None and hi - lo <= 200:
+            return st.slider(label, int(lo), int(hi), int(default), help=help_, key=key)
+        return int(st.number_input(label, value=int(default), min_value=lo, max_value=hi, step=1,
+                                   help=help_, key=key))
+    if isinstance(default, float):
+        if lo is not None and hi is not None and hi <= 10 and default >= 0.01:
+            return st.slider(label, float(lo), float(hi), float(default), help=help_, key=key)
+        return float(st.number_input(label, value=float(default), min_value=float(lo) if lo is not None else None,
+                                     max_value=float(hi) if hi is not None else None, format="%g",
+                                     help=help_, key=key))
+    return st.text_input(label, value=str(default), help=help_, key=key)
+
+
+def settings_form(name: str) -> dict | None:
+    """Widgets for the lab's settings; returns the overrides (only values that differ from the
+    defaults, so the default run shares its cache key with the CLI's) or None on bad input."""
+    specs = settings(name)
+    values, error = {}, None
+    main = [s for s in specs if not s.get("advanced")]
+    advanced = [s for s in specs if s.get("advanced")]
+    cols = st.columns(min(3, max(1, len(main))))
+    for i, spec in enumerate(main):
+        with cols[i % len(cols)]:
+            try:
+                values[spec["name"]] = _widget(name, spec, f"lab-{name}-{spec['name']}")
+            except ConfigError as e:
+                error = str(e)
+    with st.expander("More settings"):
+        for spec in advanced:
+            try:
+                values[spec["name"]] = _widget(name, spec, f"lab-{name}-{spec['name']}")
+            except ConfigError as e:
+                error = str(e)
+    if error:
+        st.error(error)
+        return None
+    return {k: v for k, v in values.items() if v != next(s["default"] for s in specs if s["name"] == k)}
+
+
+def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: str,
+                draw: Callable[[dict], None]) -> None:
+    """The whole lab: text, settings, run/progress, cached result, figures and verdict."""
+    info = LABS[name]
+    st.markdown(claim)
+    st.latex(formula)
+    overrides = settings_form(name)
+    if overrides is None:
+        return
+    root = runs.ensure_root()
+    try:
+        job = jobs.status(root, name, overrides)
+    except ConfigError as e:
+        st.error(str(e))
+        return
+    cols = st.columns([1, 1, 4])
+    if cols[0].button("Run lab" if job.state != "done" else "Re-run", key=f"run-{name}", type="primary",
+                      disabled=job.state == "running"):
+        try:
+            if job.state == "done":
+                jobs.forget(root, name, overrides)
+            jobs.start(root, name, overrides)
+        except (ConfigError, OSError) as e:
+            st.error(f"Could not start the lab: {e}")
+            return
+        st.rerun()
+    cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + "".join(
+        f" `--set {k}={json.dumps(v)}`" for k, v in overrides.items()))
+    _show_job(name, overrides, draw, look_for, differs)
+
+
+@st.fragment(run_every=1.0)
+def _poll(name: str, overrides: dict) -> None:
+    job = jobs.status(runs.runs_root(), name, overrides)
+    if job.state == "running":
+        st.progress(job.fraction, text=f"{job.message} ({job.fraction:.0%})")
+    else:
+        st.rerun()
+
+
+def _show_job(name: str, overrides: dict, draw, look_for: str, differs: str) -> None:
+    job = jobs.status(runs.runs_root(), name, overrides)
+    if job.state == "running":
+        _poll(name, overrides)
+        return
+    if job.state == "failed":
+        st.error(f"The last run of this lab with these settings failed: {job.error}")
+    if job.state != "done":
+        st.info("No result for these settings yet. Press **Run lab** (the defaults take about 20 s).")
+        st.markdown("**What to look for.** " + look_for)
+        return
+    result = job.result
+    problems = result.get("shape_problems")
+    if problems is None:
+        problems = shape_problems(name, result)
+    if problems:
+        st.warning("The published shape was **not** reproduced with these settings: " + "; ".join(problems))
+    else:
+        st.success(f"Published shape reproduced (ran in {result.get('runtime_s')} s).")
+    draw(result)
+    st.markdown("**What to look for.** " + look_for)
+    st.markdown("**Where this toy differs from a real LLM.** " + differs)
+    st.download_button("Download the raw JSON", json.dumps(result, indent=1), file_name=f"{name}.json",
+                       mime="application/json", key=f"dl-{name}")
