@@ -17,6 +17,12 @@ Hao Sun, *Reinforcement Learning in the Era of LLMs: What is Essential? What is 
 4. **Policy learning is hard**: a vocabulary-sized action space and a sparse, sequence-level reward.
 5. **PPO's edge is stability**: near-on-policy data and conservative, clipped updates.
 
+**The labs.** Each takeaway has a lab page under *Labs*: a small, seed-fixed experiment that runs
+in about 20 seconds, draws the published reference curve over the measured one, and says what to
+look for and where the toy differs from a real LLM. The same experiments run headless with
+`python -m rlhf_core lab NAME --json` (NAME: pipeline, compounding_error, rm_curve,
+overoptimization, best_of_n, prompt_oirl, action_space, stability).
+
 **How it works.** Each run is a worker process training with TRL's GRPO, RLOO or PPO trainer.
 It writes every step to its own SQLite store under `runs/`; this page only reads those stores, so
 runs survive reloads, second tabs and server restarts. The same config runs headless with

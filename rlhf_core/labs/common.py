@@ -170,11 +170,21 @@ def r_squared(ys, preds) -> float:
     return 1.0 - ss_res / ss_tot if ss_tot else 0.0
 
 
+_SCRATCH: list[str] = []
+
+
 def lab_scratch_dir(name: str) -> str:
-    """A private scratch folder for TRL's output_dir (nothing useful is written there)."""
+    """A private scratch folder (TRL's output_dir, a policy saved for GRPO to reload), removed
+    when the process exits."""
+    import atexit
+    import shutil
     import tempfile
 
-    return tempfile.mkdtemp(prefix=f"rlhf-lab-{name}-")
+    if not _SCRATCH:
+        atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _SCRATCH])
+    path = tempfile.mkdtemp(prefix=f"rlhf-lab-{name}-")
+    _SCRATCH.append(path)
+    return path
 
 
 def rounded(xs, digits: int = 4) -> list:

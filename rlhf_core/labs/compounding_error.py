@@ -34,22 +34,22 @@ VERSION = 1
 @dataclass
 class Config:
     horizon: int = knob(48, "Longest horizon T (tokens per sequence); mistakes are counted for T/8 ... T.",
-                        lo=8, hi=96)
+                        lo=8, hi=64)
     demos: int = knob(200, "Expert demonstrations for behaviour cloning (and the online learner's warm start).",
-                      lo=10, hi=3000)
+                      lo=10, hi=2000)
     vocab_size: int = knob(16, "Task tokens V; half of them are 'home' tokens the expert cycles through.",
                            lo=4, hi=64)
-    width: int = knob(64, "Model size: GPT-2 hidden width.", choices=[32, 64, 128])
+    width: int = knob(64, "Model size: GPT-2 hidden width.", choices=[32, 64, 96])
     layers: int = knob(2, "Model size: GPT-2 layers.", lo=1, hi=3)
     slip: float = knob(0.03, "Noise: per-step probability that a learner emits a random token (epsilon).",
                        lo=0.0, hi=0.3)
     bc_steps: int = knob(60, "SFT steps of behaviour cloning (the online learner starts from it).",
-                         lo=10, hi=200, advanced=True)
-    rounds: int = knob(3, "DAgger rounds.", lo=1, hi=5)
-    round_steps: int = knob(60, "SFT steps per DAgger round.", lo=5, hi=120, advanced=True)
+                         lo=10, hi=120, advanced=True)
+    rounds: int = knob(3, "DAgger rounds.", lo=1, hi=4)
+    round_steps: int = knob(60, "SFT steps per DAgger round.", lo=5, hi=80, advanced=True)
     rollouts_per_round: int = knob(150, "Learner rollouts relabelled by the expert per DAgger round.",
-                                   lo=10, hi=2000, advanced=True)
-    eval_rollouts: int = knob(400, "Rollouts per learner used to count mistakes.", lo=50, hi=5000,
+                                   lo=10, hi=300, advanced=True)
+    eval_rollouts: int = knob(400, "Rollouts per learner used to count mistakes.", lo=50, hi=1000,
                                advanced=True)
     learning_rate: float = knob(3e-3, "Adam learning rate for every SFT phase.", lo=1e-5, hi=1e-1,
                                  advanced=True)
@@ -58,8 +58,8 @@ class Config:
 
 
 QUICK = {"horizon": 32, "eval_rollouts": 300}
-LARGEST = {"horizon": 96, "width": 128, "layers": 3, "rounds": 5, "round_steps": 120, "bc_steps": 200,
-           "demos": 3000, "rollouts_per_round": 2000, "eval_rollouts": 5000}
+LARGEST = {"horizon": 64, "width": 96, "layers": 3, "rounds": 4, "round_steps": 80, "bc_steps": 120,
+           "demos": 2000, "rollouts_per_round": 300, "eval_rollouts": 1000}
 
 
 def _sft(model, tok, rows: list[dict], steps: int, lr: float, seed: int) -> float:

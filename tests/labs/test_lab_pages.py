@@ -1,0 +1,65 @@
+"""Every lab page renders through the app's navigation, offers its settings and a Run button, and
+draws a cached result (a real --quick result stored under the default settings' cache key)."""
+
+import os
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rlhf_core import labs
+from rlhf_core.labs import cache_path
+from rlhf_core.labs.common import write_json_atomic
+
+from ..conftest import ROOT
+
+PAGES = {
+    "pages/lab_t1.py": ["pipeline"],
+    "pages/lab_t2.py": ["compounding_error"],
+    "pages/lab_t3.py": ["rm_curve", "overoptimization", "best_of_n", "prompt_oirl"],
+    "pages/lab_t4.py": ["action_space"],
+    "pages/lab_t5.py": ["stability"],
+}
+
+
+@pytest.fixture
+def app(runs_root, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    return AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=60)
+
+
+def _no_exceptions(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_lab_page_renders_without_a_result(app, page):
+    app.run()
+    app.switch_page(page).run()
+    _no_exceptions(app)
+    assert not app.error, [e.value for e in app.error]
+    for name in PAGES[page]:
+        assert app.button(key=f"run-{name}").label == "Run lab"
+    assert app.latex, "every lab shows its formula"
+
+
+@pytest.mark.parametrize("page", ["pages/lab_t1.py", "pages/lab_t2.py", "pages/lab_t3.py"])
+def test_lab_page_draws_a_cached_result(app, page, runs_root, quick_result):
+    for name in PAGES[page]:
+        result = dict(quick_result(name))
+        result["shape_problems"] = labs.shape_problems(name, result)
+        write_json_atomic(cache_path(runs_root, name, labs.config(name)), result)
+    app.run()
+    app.switch_page(page).run()
+    _no_exceptions(app)
+    assert not app.error, [e.value for e in app.error]
+    assert len(app.success) == len(PAGES[page])  # the verdict: shape reproduced
+    for name in PAGES[page]:
+        assert app.button(key=f"run-{name}").label == "Re-run"
+
+
+def test_bad_list_setting_is_reported_by_name(app):
+    app.run()
+    app.switch_page("pages/lab_t3.py").run()
+    app.text_input(key="lab-rm_curve-labels").set_value("16, lots").run()
+    _no_exceptions(app)
+    assert any("labels" in e.value for e in app.error)
