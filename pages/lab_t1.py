@@ -7,7 +7,6 @@ from ui.common import guarded
 from ui.labs import lab_section
 
 CLAIM = """
-### T1 · The RLHF pipeline is online inverse RL
 **The paper's claim.** RLHF is not "RL from scratch": it is *inverse* RL from offline data, done
 online. The demonstrations (here: positive IMDB reviews) train a behaviour-cloning policy (SFT). The
 preference pairs train a reward model: the reward is *inferred* from data, which is inverse RL. Then

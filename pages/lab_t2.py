@@ -7,7 +7,6 @@ from ui.common import guarded
 from ui.labs import lab_section
 
 CLAIM = """
-### T2 · Compounding error: behaviour cloning vs online imitation
 **The paper's claim.** SFT is behaviour cloning: it learns the expert's next token only on the
 states the demonstrations visit. One slip puts the model in a state no demonstration covered, where
 it slips again, and the errors compound: Ross & Bagnell bound the mistakes over a horizon T by
