@@ -215,7 +215,7 @@ def cmd_bench(a) -> int:
         from .bench import main as bench_main
     except ImportError:
         return _fail("the benchmark suite is not part of this build yet", EXIT_FAIL)
-    return bench_main(quick=a.quick, as_json=a.json)
+    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs)
 
 
 def cmd_lab(a) -> int:
@@ -295,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run the benchmark suite")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--labs", action="store_true", help="time every lab at its default and largest settings "
+                   "(--quick: default only)")
     b.set_defaults(fn=cmd_bench)
 
     lab = sub.add_parser("lab", help="run one of the paper's labs")

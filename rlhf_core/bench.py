@@ -357,7 +357,38 @@ def run_suite(quick: bool = False) -> dict:
     return result
 
 
-def main(quick: bool = False, as_json: bool = False) -> int:
+LAB_BUDGET_S = {"default": 20.0, "largest": 60.0}
+
+
+def lab_timings(names: list[str] | None = None, sizes=("default", "largest")) -> dict:
+    """Wall time of each lab as a user runs it (`python -m rlhf_core lab NAME --json`, imports
+    included), at its default and at its LARGEST settings, against the 20 s / 60 s budgets."""
+    from . import labs
+
+    out: dict = {"machine": machine(), "budget_s": LAB_BUDGET_S, "labs": {}}
+    for name in names or list(labs.LABS):
+        mod = labs.module(name)
+        entry = {}
+        for size in sizes:
+            sets = [] if size == "default" else [f"--set={k}={json.dumps(v)}" for k, v in mod.LARGEST.items()]
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "rlhf_core", "lab", name, "--json", *sets], cwd=_ROOT,
+                                  env=_env(), capture_output=True, text=True, timeout=600)
+            wall = time.perf_counter() - t0
+            problems = None
+            if proc.returncode == 0:
+                problems = json.loads(proc.stdout).get("shape_problems")
+            entry[size] = {"wall_s": round(wall, 2), "within_budget": wall <= LAB_BUDGET_S[size],
+                           "exit_code": proc.returncode, "shape_problems": problems}
+        out["labs"][name] = entry
+    return out
+
+
+def main(quick: bool = False, as_json: bool = False, labs_only: bool = False) -> int:
+    if labs_only:
+        result = lab_timings(sizes=("default",) if quick else ("default", "largest"))
+        print(json.dumps(result, indent=None if as_json else 1))
+        return 0
     result = run_suite(quick)
     if as_json:
         print(json.dumps(result, default=str))
