@@ -159,3 +159,58 @@ def band(fig: go.Figure, x, mean, std, name: str, color: str) -> None:
 
 def safe_log(x: float) -> float:
     return math.log(x) if x > 0 else float("-inf")
+
+
+STABILITY_COLORS = {"ppo_clipped": "#1f77b4", "ppo_unclipped": "#d62728", "ppo_stale": "#ff7f0e",
+                    "q_learning": "#9467bd"}
+
+
+def stability(result: dict) -> list[go.Figure]:
+    """T5: reward and KL per method (mean ± std over seeds, each seed faint), final reward per seed,
+    and the share of seeds that collapsed."""
+    import numpy as np
+
+    steps, methods = result["steps"], result["methods"]
+    figs = []
+    for key, title, y_title in (("reward_curves", "Reward during training (mean ± std over seeds)", "expected reward"),
+                                ("kl_curves", "KL(current ‖ initial policy)", "mean KL per state (nats)"),
+                                ("update_kl_curves", "Size of the updates: KL between consecutive checkpoints",
+                                 "KL(previous ‖ current) (nats)")):
+        fig = go.Figure()
+        log_scale = key == "update_kl_curves"  # update sizes span decades; the first point has no update yet
+        x = steps[1:] if log_scale else steps
+        for name, data in methods.items():
+            color = STABILITY_COLORS.get(name, "gray")
+            curves = np.array(data[key], dtype=float)[:, :len(steps)]
+            curves = curves[:, 1:] if log_scale else curves
+            for curve in curves:  # every seed, faint: a collapse shows as a line that leaves the band
+                fig.add_scatter(x=x, y=list(curve), mode="lines", line=dict(color=color, width=1),
+                                opacity=0.3, showlegend=False, hoverinfo="skip")
+            if log_scale:  # a ±std band dips below zero on a log axis: the mean line only
+                fig.add_scatter(x=x, y=list(curves.mean(0)), name=name, line_color=color, mode="lines")
+            else:
+                band(fig, x, list(curves.mean(0)), list(curves.std(0)), name, color)
+        figs.append(_layout(fig, title, "env steps (tokens written)", y_title))
+    figs[2].update_yaxes(type="log")
+
+    finals = go.Figure()
+    for name, data in methods.items():
+        color = STABILITY_COLORS.get(name, "gray")
+        collapsed = data["collapsed"]
+        finals.add_scatter(x=[name] * len(collapsed), y=data["final_reward"], mode="markers", name=name,
+                           marker=dict(color=color, size=11, symbol=["x" if c else "circle" for c in collapsed]),
+                           text=[f"seed {i + 1}{' (collapsed)' if c else ''}" for i, c in enumerate(collapsed)])
+        finals.add_scatter(x=[name], y=[data["mean_final_reward"]], mode="markers", showlegend=False,
+                           marker=dict(color=color, size=22, symbol="line-ew-open", line=dict(width=3)))
+    _layout(finals, "Final reward per seed (× = collapsed, bar = mean)", "method", "final expected reward")
+    finals.update_layout(showlegend=False)
+    figs.append(finals)
+
+    share = go.Figure()
+    share.add_bar(x=list(methods), y=[sum(d["collapsed"]) / len(d["collapsed"]) for d in methods.values()],
+                  marker_color=[STABILITY_COLORS.get(m, "gray") for m in methods],
+                  text=[f"{sum(d['collapsed'])}/{len(d['collapsed'])}" for d in methods.values()])
+    _layout(share, "Seeds that collapsed", "method", "share of seeds")
+    share.update_yaxes(range=[0, 1.05])
+    figs.append(share)
+    return figs
