@@ -38,6 +38,7 @@ LABS = {
     "prompt_oirl": LabInfo("prompt_oirl", "T3", "choosing prompts with an offline reward model"),
     "compounding_error": LabInfo("compounding_error", "T2", "behaviour cloning vs online imitation over horizon T"),
     "action_space": LabInfo("action_space", "T4", "vocabulary size and reward sparsity vs steps to learn"),
+    "credit": LabInfo("credit", "T4", "per-token credit: PPO's GAE vs GRPO's and RLOO's one number per completion"),
     "stability": LabInfo("stability", "T5", "clipped on-policy PPO vs unclipped, stale and Q-learning"),
 }
 

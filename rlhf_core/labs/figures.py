@@ -214,3 +214,108 @@ def stability(result: dict) -> list[go.Figure]:
     share.update_yaxes(range=[0, 1.05])
     figs.append(share)
     return figs
+
+
+# ---- T4: action space and sparse reward (action_space), per-token credit (credit) --------------------
+
+GRANULARITY_STYLE = {"dense": ("dense per-token reward", COLORS["b"]),
+                     "sparse": ("sparse sequence reward", COLORS["a"])}
+
+
+def action_space(result: dict) -> list[go.Figure]:
+    """Steps to the threshold vs V (log-log) with c·V references, learning curves, and the sparse/dense ratio."""
+    vocab, cap, per_seed = result["vocab"], result["step_cap"], result["per_seed"]
+    grid = [vocab[0] * (vocab[-1] / vocab[0]) ** (i / 60) for i in range(61)]
+    steps = go.Figure()
+    for g, (label, color) in GRANULARITY_STYLE.items():
+        medians = result[f"{g}_steps"]
+        reached = [(v, s) for v, s in zip(vocab, medians) if s is not None]
+        steps.add_scatter(x=[v for v, _ in reached], y=[s for _, s in reached], name=f"{label} (median)",
+                          line_color=color, **MEASURED)
+        missed = [v for v, s in zip(vocab, medians) if s is None]
+        if missed:  # honest about runs that never got there: drawn at the cap, hollow
+            steps.add_scatter(x=missed, y=[cap] * len(missed), mode="markers", name=f"{label}: not reached (at cap)",
+                              marker=dict(symbol="triangle-up-open", size=13, color=color))
+        xs, ys = [], []
+        for v, seed_steps in zip(vocab, per_seed[g]["steps"]):
+            for s in seed_steps:
+                xs.append(v)
+                ys.append(cap if s is None else s)
+        steps.add_scatter(x=xs, y=ys, mode="markers", name=f"{label}: each seed", opacity=0.35,
+                          marker=dict(color=color, size=6), showlegend=True)
+        fit = result["fits"][g]
+        if fit["c_linear"]:
+            k = (fit.get("power") or {}).get("exponent", float("nan"))
+            steps.add_scatter(x=grid, y=[fit["c_linear"] * v for v in grid], line_color=color,
+                              name=f"c·V (c={fit['c_linear']:.2f}; power fit V^{k:.2f})", **REFERENCE)
+    if any(not ok for g in GRANULARITY_STYLE for row in per_seed[g]["reached"] for ok in row):
+        steps.add_scatter(x=[vocab[0], vocab[-1]], y=[cap, cap], mode="lines", name="step cap",
+                          line=dict(dash="dot", color="gray"))
+    _layout(steps, f"Steps until {result['threshold']:.0%} of sampled tokens are right", "vocabulary size V",
+            "policy-gradient steps")
+    steps.update_xaxes(type="log")
+    steps.update_yaxes(type="log")
+
+    curves = go.Figure()
+    shades = ["#08306b", "#2171b5", "#6baed6", "#41ab5d", "#fd8d3c", "#e31a1c", "#7a0177"]
+    for i, v in enumerate(vocab):
+        color = shades[i % len(shades)]
+        for g, dash in (("dense", "solid"), ("sparse", "dash")):
+            c = result["curves"][g][i][0]  # the first seed
+            curves.add_scatter(x=c["step"], y=c["accuracy"], mode="lines", name=f"V={v}, {g}",
+                               line=dict(color=color, dash=dash))
+    curves.add_scatter(x=[1, max(cap, 2)], y=[result["threshold"]] * 2, mode="lines", name="threshold",
+                       line=dict(dash="dot", color="gray"))
+    _layout(curves, "Learning curves, first seed (solid dense, dashed sparse)", "step", "right tokens in the batch")
+    curves.update_xaxes(type="log")
+
+    ratio = go.Figure()
+    ratio.add_bar(x=[str(v) for v in vocab], y=[r if r is not None else 0 for r in result["sparse_over_dense"]],
+                  marker_color=COLORS["d"], name="sparse ÷ dense steps",
+                  text=[f"{r:.1f}×" if r is not None else "n/a" for r in result["sparse_over_dense"]])
+    ratio.add_scatter(x=[str(v) for v in vocab], y=[1] * len(vocab), mode="lines", name="equal",
+                      line=dict(dash="dot", color="gray"))
+    _layout(ratio, "How many times more steps the sparse reward needs", "vocabulary size V", "sparse ÷ dense")
+    return [steps, curves, ratio]
+
+
+def _credit_heat(result: dict, title: str, z_of, colorbar: str) -> go.Figure:
+    samples = result["samples"]
+    width = max(len(s["tokens"]) for s in samples)
+    rows = [f"p{s['group']} · #{i} · r={s['score']:+.2f}" for i, s in enumerate(samples)]
+    z, text = [], []
+    for s in samples:
+        vals = z_of(s)
+        z.append(vals + [None] * (width - len(vals)))
+        text.append(s["tokens"] + [""] * (width - len(s["tokens"])))
+    fig = go.Figure(go.Heatmap(z=z, x=list(range(1, width + 1)), y=rows, text=text, texttemplate="%{text}",
+                               textfont=dict(size=9), colorscale="RdBu", zmid=0, colorbar=dict(title=colorbar),
+                               hovertemplate="%{y}<br>token %{x}: '%{text}'<br>advantage %{z:.3f}<extra></extra>"))
+    _layout(fig, title, "token position in the completion", "")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=120 + 22 * len(samples), showlegend=False)
+    return fig
+
+
+def credit(result: dict, sample: int = 0) -> list[go.Figure]:
+    """Per-token advantages: PPO's GAE (whitened, as its loss sees them) beside GRPO's and RLOO's one
+    number per completion, then one completion's values, rewards, returns and GAE in detail."""
+    ppo = _credit_heat(result, "PPO: GAE advantage of every token (whitened, as in TRL's loss)",
+                       lambda s: s["gae_whitened"], "Â_t")
+    grpo = _credit_heat(result, "GRPO: one advantage per completion, (r − group mean) / group std",
+                        lambda s: [s["grpo"]] * len(s["tokens"]), "A")
+    rloo = _credit_heat(result, "RLOO: one advantage per completion, r − mean of the others (reward units)",
+                        lambda s: [s["rloo"]] * len(s["tokens"]), "A")
+    s = result["samples"][max(0, min(sample, len(result["samples"]) - 1))]
+    x = list(range(1, len(s["tokens"]) + 1))
+    detail = go.Figure()
+    detail.add_bar(x=x, y=s["gae"], name="GAE advantage Â_t (raw)", marker_color=COLORS["b"], opacity=0.7)
+    detail.add_scatter(x=x, y=s["values"], name="value V(s_t)", line_color=COLORS["c"], **MEASURED)
+    detail.add_scatter(x=x, y=s["returns"], name="return Â_t + V(s_t)", line_color=COLORS["d"], mode="lines")
+    detail.add_scatter(x=x, y=s["rewards"], name="reward r_t (−β·log-ratio, + score at the end)",
+                       line_color=COLORS["e"], mode="lines+markers")
+    detail.add_scatter(x=[x[0], x[-1]], y=[s["rloo"]] * 2, name="RLOO advantage (every token)",
+                       line=dict(dash="dash", color=COLORS["a"]), mode="lines")
+    detail.update_xaxes(tickmode="array", tickvals=x, ticktext=s["tokens"], tickangle=-45)
+    _layout(detail, f"One completion in detail (score {s['score']:+.2f})", "token", "reward units")
+    return [ppo, grpo, rloo, detail]
