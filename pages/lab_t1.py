@@ -59,7 +59,7 @@ def draw(result: dict) -> None:
 
 @guarded
 def main() -> None:
-    st.title("Lab T1 · The RLHF pipeline")
+    st.title("Lab T1 · The RLHF pipeline is online inverse RL")
     lab_section("pipeline", claim=CLAIM, formula=FORMULA, look_for=LOOK_FOR, differs=DIFFERS, draw=draw)
 
 

@@ -49,7 +49,7 @@ def draw(result: dict) -> None:
 
 @guarded
 def main() -> None:
-    st.title("Lab T2 · Compounding error")
+    st.title("Lab T2 · Compounding error: behaviour cloning vs online imitation")
     lab_section("compounding_error", claim=CLAIM, formula=FORMULA, look_for=LOOK_FOR, differs=DIFFERS, draw=draw)
 
 

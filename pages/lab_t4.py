@@ -7,7 +7,6 @@ from ui.common import guarded
 from ui.labs import lab_section
 
 CLAIM = """
-### T4 · Action space and sparse reward: why RL on a language model is hard
 **The paper's claim.** Seen as RL, a language model picks one of V tokens (tens of thousands) at every
 step and usually gets one reward for the whole sequence, at the end. Both make policy learning hard.
 A policy that knows nothing finds the right token with probability 1/V, so it needs about V tries per
@@ -137,7 +136,7 @@ def draw_credit(result: dict) -> None:
 
 @guarded
 def main() -> None:
-    st.title("Lab T4 · Action space & sparse reward")
+    st.title("Lab T4 · Action space & sparse reward: why RL on a language model is hard")
     lab_section("action_space", claim=CLAIM, formula=FORMULA, look_for=LOOK_FOR, differs=DIFFERS, draw=draw)
     st.divider()
     lab_section("credit", claim=CREDIT_CLAIM, formula=CREDIT_FORMULA, look_for=CREDIT_LOOK_FOR,

@@ -9,7 +9,6 @@ from ui.common import guarded
 from ui.labs import lab_section
 
 CLAIM = """
-### T5 · Why PPO: stability from near-on-policy data and conservative updates
 **The paper's claim.** Many RL algorithms could optimise a reward model; RLHF settled on PPO because
 it is *stable*. PPO only learns from samples of (nearly) the current policy, and its clipped
 objective stops each update once the new policy's probability ratio leaves [1−ε, 1+ε]: a cheap trust
@@ -81,7 +80,7 @@ def draw(result: dict) -> None:
 
 @guarded
 def main() -> None:
-    st.title("Lab T5 · Why PPO is stable")
+    st.title("Lab T5 · Why PPO: stability from near-on-policy data and conservative updates")
     lab_section("stability", claim=CLAIM, formula=FORMULA, look_for=LOOK_FOR, differs=DIFFERS, draw=draw)
 
 

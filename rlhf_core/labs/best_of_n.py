@@ -78,7 +78,7 @@ def run(cfg: Config, progress=None) -> dict:
     gold = imdb.gold_scorer()
     train_reviews, _ = imdb.reviews()
     p(0.15, f"proxy: reward model on {cfg.labels} gold labels")
-    proxy = imdb.gold_trained_proxy(train_reviews, cfg.labels, tok, gold, cfg.seed)
+    proxy = imdb.gold_trained_proxy(train_reviews, cfg.labels, tok, gold, cfg.seed, epochs=1.5)
 
     p(0.3, f"sample: {cfg.max_n} completions for each of {cfg.prompts} held-out prompts")
     prompts = prompt_texts(tok, 8, "eval")[:cfg.prompts]

@@ -60,11 +60,10 @@ def gold_labelled_pairs(train_reviews, n: int, tok, gold, seed: int) -> list[dic
     rng = random.Random(seed)
     pool = rng.sample(list(train_reviews), min(len(train_reviews), 2 * n))
 
-    def ending(text: str) -> str:
-        ids = tok(text, add_special_tokens=False)["input_ids"]
-        return tok.decode(ids[-rng.randint(*ENDING_TOKENS):]).strip()
-
-    texts = [ending(r.text) for r in pool]
+    # only the tail is kept, so tokenize only the tail (48 tokens of English fit well inside 600
+    # characters; the first, possibly cut, token is never among the last 48)
+    tails = tok([r.text[-600:] for r in pool], add_special_tokens=False)["input_ids"]
+    texts = [tok.decode(ids[-rng.randint(*ENDING_TOKENS):]).strip() for ids in tails]
     scores = batched(gold, texts)
     pairs = []
     for i in range(0, len(texts) - 1, 2):
@@ -223,9 +222,13 @@ def fresh_copy(model):
     a Trainer's wrappers survive a deep copy and keep running the original's weights)."""
     from transformers import AutoModelForCausalLM
 
+    import copy as copy_module
+
     copy = AutoModelForCausalLM.from_config(model.config)
     copy.load_state_dict(model.state_dict())
     copy.config._name_or_path = model.config._name_or_path
+    # from_config leaves use_cache off in the generation config: measured 2.3x slower sampling
+    copy.generation_config = copy_module.deepcopy(model.generation_config)
     return copy.eval()
 
 

@@ -32,22 +32,22 @@ VERSION = 1
 
 @dataclass
 class Config:
-    rl_steps: int = knob(25, "Online RL steps (GRPO, 16 completions each) against the reward model.", lo=5, hi=120)
+    rl_steps: int = knob(25, "Online RL steps (GRPO, 16 completions each) against the reward model.", lo=5, hi=60)
     kl_coef: float = knob(0.05, "beta: KL penalty to the SFT policy during RL.", lo=0.0, hi=1.0)
     learning_rate: float = knob(3e-4, "RL learning rate.", lo=1e-5, hi=3e-3)
     sft_demos: int = knob(0, "0 = the embedded SFT policy (6,000 demos); N = run SFT here on N positive reviews.",
-                          lo=0, hi=1500)
+                          lo=0, hi=800)
     rm_pairs: int = knob(0, "0 = the embedded reward model (5,000 pairs); N = train one here on N pairs.",
-                         lo=0, hi=1500)
-    eval_prompts: int = knob(16, "Held-out prompts for the comparison.", lo=4, hi=128, advanced=True)
-    samples_per_prompt: int = knob(6, "Completions per prompt and policy in the comparison.", lo=1, hi=32,
+                         lo=0, hi=600)
+    eval_prompts: int = knob(16, "Held-out prompts for the comparison.", lo=4, hi=48, advanced=True)
+    samples_per_prompt: int = knob(6, "Completions per prompt and policy in the comparison.", lo=1, hi=8,
                                    advanced=True)
     seed: int = knob(0, "Seed for data, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
     threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
 
 
 QUICK = {"rl_steps": 20}
-LARGEST = {"rl_steps": 120, "sft_demos": 1500, "rm_pairs": 1500, "eval_prompts": 128, "samples_per_prompt": 32}
+LARGEST = {"rl_steps": 60, "sft_demos": 800, "rm_pairs": 600, "eval_prompts": 48, "samples_per_prompt": 8}
 
 
 def _sft(tok, demos: list[str], seed: int):
@@ -126,7 +126,7 @@ def run(cfg: Config, progress=None) -> dict:
     p(0.35, "rl: GRPO against the reward model")
     rlhf = imdb.train_grpo(imdb.fresh_copy(sft), tok, proxy, "reward-model", steps=cfg.rl_steps,
                            kl_coef=cfg.kl_coef, learning_rate=cfg.learning_rate, seed=cfg.seed,
-                           prompts=prompt_texts(tok, 8, "train"), on_step=on_step)
+                           prompts=prompt_texts(tok, 8, "train", limit=512), on_step=on_step)
     rlhf.eval()
     stages["rl"] = {"algorithm": "grpo", "steps": cfg.rl_steps, "kl_coef": cfg.kl_coef, "curve": curve}
 

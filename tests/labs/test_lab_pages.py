@@ -16,7 +16,7 @@ PAGES = {
     "pages/lab_t1.py": ["pipeline"],
     "pages/lab_t2.py": ["compounding_error"],
     "pages/lab_t3.py": ["rm_curve", "overoptimization", "best_of_n", "prompt_oirl"],
-    "pages/lab_t4.py": ["action_space"],
+    "pages/lab_t4.py": ["action_space", "credit"],
     "pages/lab_t5.py": ["stability"],
 }
 
@@ -42,7 +42,7 @@ def test_lab_page_renders_without_a_result(app, page):
     assert app.latex, "every lab shows its formula"
 
 
-@pytest.mark.parametrize("page", ["pages/lab_t1.py", "pages/lab_t2.py", "pages/lab_t3.py"])
+@pytest.mark.parametrize("page", sorted(PAGES))
 def test_lab_page_draws_a_cached_result(app, page, runs_root, quick_result):
     for name in PAGES[page]:
         result = dict(quick_result(name))
