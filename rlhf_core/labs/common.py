@@ -136,6 +136,35 @@ def setup_torch(threads: int, seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def lab_workers() -> int:
+    """Processes a lab may fork for independent pieces: one per core, at most 2 (the labs are sized
+    for a 2-core laptop); RLHF_EXPLORER_LAB_WORKERS=1 keeps everything in one process."""
+    return max(1, min(2, os.cpu_count() or 1, int(os.environ.get("RLHF_EXPLORER_LAB_WORKERS", "2"))))
+
+
+def fork_map(fn: Callable, items: list, workers: int, on_done: Callable[[Any, int], None] | None = None) -> dict:
+    """{item: fn(item)} computed in `workers` forked processes (the children inherit everything the
+    parent loaded, so nothing is pickled but the item and the result). fn must seed itself from its
+    item, so results do not depend on the process or the order."""
+    results: dict = {}
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            results[item] = fn(item)
+            if on_done:
+                on_done(item, len(results))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(fn, item): item for item in items}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if on_done:
+                on_done(futures[fut], len(results))
+    return results
+
+
 def quiet_libraries() -> None:
     from ..worker import _quiet_libraries
 

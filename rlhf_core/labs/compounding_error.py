@@ -46,7 +46,7 @@ class Config:
     bc_steps: int = knob(60, "SFT steps of behaviour cloning (the online learner starts from it).",
                          lo=10, hi=120, advanced=True)
     rounds: int = knob(3, "DAgger rounds.", lo=1, hi=4)
-    round_steps: int = knob(60, "SFT steps per DAgger round.", lo=5, hi=80, advanced=True)
+    round_steps: int = knob(60, "SFT steps per DAgger round.", lo=5, hi=60, advanced=True)
     rollouts_per_round: int = knob(150, "Learner rollouts relabelled by the expert per DAgger round.",
                                    lo=10, hi=300, advanced=True)
     eval_rollouts: int = knob(400, "Rollouts per learner used to count mistakes.", lo=50, hi=1000,
@@ -58,7 +58,7 @@ class Config:
 
 
 QUICK = {"horizon": 32, "eval_rollouts": 300}
-LARGEST = {"horizon": 64, "width": 96, "layers": 3, "rounds": 4, "round_steps": 80, "bc_steps": 120,
+LARGEST = {"horizon": 64, "width": 96, "layers": 3, "rounds": 4, "round_steps": 60, "bc_steps": 120,
            "demos": 2000, "rollouts_per_round": 300, "eval_rollouts": 1000}
 
 

@@ -32,11 +32,11 @@ VERSION = 1
 
 @dataclass
 class Config:
-    rl_steps: int = knob(25, "Online RL steps (GRPO, 16 completions each) against the reward model.", lo=5, hi=60)
+    rl_steps: int = knob(25, "Online RL steps (GRPO, 16 completions each) against the reward model.", lo=5, hi=48)
     kl_coef: float = knob(0.05, "beta: KL penalty to the SFT policy during RL.", lo=0.0, hi=1.0)
     learning_rate: float = knob(3e-4, "RL learning rate.", lo=1e-5, hi=3e-3)
     sft_demos: int = knob(0, "0 = the embedded SFT policy (6,000 demos); N = run SFT here on N positive reviews.",
-                          lo=0, hi=800)
+                          lo=0, hi=640)
     rm_pairs: int = knob(0, "0 = the embedded reward model (5,000 pairs); N = train one here on N pairs.",
                          lo=0, hi=600)
     eval_prompts: int = knob(16, "Held-out prompts for the comparison.", lo=4, hi=48, advanced=True)
@@ -47,7 +47,7 @@ class Config:
 
 
 QUICK = {"rl_steps": 20}
-LARGEST = {"rl_steps": 60, "sft_demos": 800, "rm_pairs": 600, "eval_prompts": 48, "samples_per_prompt": 8}
+LARGEST = {"rl_steps": 48, "sft_demos": 640, "rm_pairs": 600, "eval_prompts": 48, "samples_per_prompt": 8}
 
 
 def _sft(tok, demos: list[str], seed: int):

@@ -13,11 +13,12 @@ endings), reported beside the measured curve as the same recipe's end points.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
 from . import imdb
-from .common import Progress, fit_two_terms, knob, quiet_libraries, r_squared, setup_torch
+from .common import Progress, fit_two_terms, fork_map, knob, lab_workers, quiet_libraries, r_squared, setup_torch
 
 NAME = "rm_curve"
 VERSION = 1
@@ -47,6 +48,18 @@ QUICK = {"labels": [16, 64, 256], "held_out_pairs": 200}
 LARGEST = {"labels": [16, 64, 256, 1024], "epochs": 2.0, "held_out_pairs": 1000}
 
 
+_SHARED: dict = {}  # tokenizer and pairs, inherited by forked workers
+
+
+def _one_budget(n: int, cfg: Config) -> tuple[float, float]:
+    """(held-out accuracy, training-pair accuracy) of a reward model trained on the first n pairs."""
+    pairs = _SHARED["all_pairs"][:n]  # nested budgets: each larger set contains the smaller ones
+    rm = imdb.train_reward_model(pairs, _SHARED["tok"], epochs=cfg.epochs, lr=cfg.learning_rate, seed=cfg.seed,
+                                 trainable_last_blocks=None if cfg.trainable_blocks >= 4 else cfg.trainable_blocks)
+    scorer = imdb.scorer_for(rm, _SHARED["tok"])
+    return round(imdb.pair_accuracy(scorer, _SHARED["held"]), 4), round(imdb.pair_accuracy(scorer, pairs[:50]), 4)
+
+
 def run(cfg: Config, progress=None) -> dict:
     p = Progress(progress)
     p(0.0, "setup: loading reviews and the tokenizer")
@@ -57,18 +70,15 @@ def run(cfg: Config, progress=None) -> dict:
     labels = sorted(set(int(n) for n in cfg.labels))
     all_pairs = imdb.sentiment_pairs(train_reviews, max(labels), tok, cfg.seed)
     held = imdb.sentiment_pairs(held_reviews, cfg.held_out_pairs, tok, cfg.seed + 1)
-    total = sum(labels)
-    done = 0
-    accuracy, train_accuracy = [], []
-    for n in labels:
-        p(0.05 + 0.9 * done / total, f"train: reward model on {n} labels")
-        pairs = all_pairs[:n]  # nested budgets: each larger set contains the smaller ones
-        rm = imdb.train_reward_model(pairs, tok, epochs=cfg.epochs, lr=cfg.learning_rate, seed=cfg.seed,
-                                     trainable_last_blocks=None if cfg.trainable_blocks >= 4 else cfg.trainable_blocks)
-        scorer = imdb.scorer_for(rm, tok)
-        accuracy.append(round(imdb.pair_accuracy(scorer, held), 4))
-        train_accuracy.append(round(imdb.pair_accuracy(scorer, pairs[:50]), 4))
-        done += n
+    _SHARED.update(tok=tok, all_pairs=all_pairs, held=held)
+    workers = lab_workers()
+    p(0.05, f"train: {len(labels)} reward models on {workers} process(es)")
+    # largest budgets first, so the two processes finish together
+    done = fork_map(functools.partial(_one_budget, cfg=cfg), sorted(labels, reverse=True), workers,
+                    lambda n, k: p(0.05 + 0.9 * k / len(labels), f"train: {k}/{len(labels)} reward models done"))
+    accuracy = [done[n][0] for n in labels]
+    train_accuracy = [done[n][1] for n in labels]
+    _SHARED.clear()
     # reference: accuracy ~ a + b*log(n), the usual log-linear data scaling before saturation
     a, b = fit_two_terms(labels, accuracy, lambda n: 1.0, lambda n: math.log(n))
     p(1.0, "done")
