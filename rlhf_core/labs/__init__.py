@@ -4,6 +4,7 @@ From a notebook:
 
     from rlhf_core import labs
     result = labs.run("compounding_error", {"horizon": 32})   # dict of raw series
+    labs.settings("compounding_error")                          # documented settings and bounds
     labs.shape_problems("compounding_error", result)            # [] when the shape is reproduced
 
 From a shell: `python -m rlhf_core lab NAME [--quick] [--json] [--set key=value ...]`.
@@ -106,6 +107,12 @@ def run_lab(name: str, quick: bool = False, as_json: bool = False, overrides: di
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - a failed lab says why in one line (the app shows it)
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: lab '{name}' failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     result["shape_problems"] = shape_problems(name, result)
     if out:
         write_json_atomic(out, result)
