@@ -62,3 +62,15 @@ def test_failed_job_reports_its_error(runs_root, monkeypatch):
         time.sleep(0.2)
     failed = jobs.status(runs_root, "rm_curve", TINY_RM)
     assert failed.state == "failed" and failed.error
+
+
+def test_a_crashing_lab_ends_with_one_error_line(monkeypatch, capsys):
+    mod = labs.module("rm_curve")
+
+    def boom(cfg, progress=None):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(mod, "run", boom)
+    assert labs.run_lab("rm_curve", as_json=True) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: lab 'rm_curve' failed: RuntimeError: disk on fire"
