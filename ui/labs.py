@@ -4,6 +4,7 @@ the figures with their reference curves, and what to look for. Lab logic lives i
 from __future__ import annotations
 
 import json
+import math
 from typing import Callable
 
 import streamlit as st
@@ -41,8 +42,10 @@ def _widget(name: str, spec: dict, key: str):
     if isinstance(default, float):
         if lo is not None and hi is not None and hi <= 10 and default >= 0.01:
             return st.slider(label, float(lo), float(hi), float(default), help=help_, key=key)
+        # a step on the default's own scale: 3e-3 moves by 1e-3, not by Streamlit's 0.01
+        step = 10.0 ** math.floor(math.log10(abs(default))) if default else 0.01
         return float(st.number_input(label, value=float(default), min_value=float(lo) if lo is not None else None,
-                                     max_value=float(hi) if hi is not None else None, format="%g",
+                                     max_value=float(hi) if hi is not None else None, step=step, format="%g",
                                      help=help_, key=key))
     return st.text_input(label, value=str(default), help=help_, key=key)
 
