@@ -61,23 +61,21 @@ more than 0.95 on a token, so the Q-learner can only collapse by losing its rewa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import ConfigError
-from .common import Progress, knob, rounded, setup_torch
+from .common import Progress, fork_map, knob, lab_workers, rounded, setup_torch
 
 NAME = "stability"
 VERSION = 1
 METHODS = ("ppo_clipped", "ppo_unclipped", "ppo_stale", "q_learning")
 NO_CLIP = 1e6  # a clip range no probability ratio reaches: PPO without its trust region
 LOCKED_PROB = 0.99  # a state whose policy puts more than this on one wrong token is "locked"
-# runs are independent, so they share the 2 cores (results do not depend on it: every run seeds itself)
-WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -284,29 +282,17 @@ def _run_one(method: str, cfg: Config, seed: int) -> dict:
     }
 
 
+def _run_job(job: tuple[str, int], cfg: Config) -> dict:
+    return _run_one(job[0], cfg, cfg.seed + job[1])
+
+
 def _run_all(cfg: Config, p: Progress) -> dict[tuple[str, int], dict]:
-    """Every (method, seed) run, in WORKERS forked processes; the costliest (ppo_stale) go first."""
+    """Every (method, seed) run, in forked processes (the children inherit the imported torch and
+    SB3 instead of importing them again); the costliest (ppo_stale) go first."""
     jobs = sorted(((m, s) for m in METHODS for s in range(cfg.seeds)), key=lambda job: job[0] != "ppo_stale")
-    done: dict[tuple[str, int], dict] = {}
-
-    def report(job):
-        p(0.05 + 0.95 * len(done) / len(jobs), f"runs: {len(done)}/{len(jobs)} done ({job[0]}, seed {job[1] + 1})")
-
-    if WORKERS == 1:
-        for job in jobs:
-            done[job] = _run_one(job[0], cfg, cfg.seed + job[1])
-            report(job)
-        return done
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # fork: the children inherit the imported torch and SB3 instead of importing them again
-    with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = {pool.submit(_run_one, m, cfg, cfg.seed + s): (m, s) for m, s in jobs}
-        for fut in as_completed(futures):
-            done[futures[fut]] = fut.result()
-            report(futures[fut])
-    return done
+    return fork_map(functools.partial(_run_job, cfg=cfg), jobs, lab_workers(),
+                    lambda job, done: p(0.05 + 0.95 * done / len(jobs),
+                                        f"runs: {done}/{len(jobs)} done ({job[0]}, seed {job[1] + 1})"))
 
 
 def run(cfg: Config, progress=None) -> dict:
@@ -316,7 +302,7 @@ def run(cfg: Config, progress=None) -> dict:
     import stable_baselines3  # noqa: F401
     import torch._dynamo  # noqa: F401  (the first optimizer imports it, 1-2 s: once here, not per process)
 
-    p(0.05, f"runs: {len(METHODS) * cfg.seeds} runs on {WORKERS} process(es)")
+    p(0.05, f"runs: {len(METHODS) * cfg.seeds} runs on {lab_workers()} process(es)")
     runs = _run_all(cfg, p)
     methods: dict[str, dict] = {}
     steps = None
@@ -351,7 +337,7 @@ def run(cfg: Config, progress=None) -> dict:
                for m, d in methods.items()]
     return {
         "lab": NAME, "config": dataclasses.asdict(cfg), "summary": summary, "methods": methods, "steps": steps,
-        "steps_per_run": budget(cfg), "seeds": cfg.seeds, "workers": WORKERS,
+        "steps_per_run": budget(cfg), "seeds": cfg.seeds, "workers": lab_workers(),
         "max_reward": 1.0, "uniform_reward": round(1.0 / cfg.vocab_size, 4),
         "runtime_s": round(p.elapsed(), 2), "timings": p.timings,
     }
