@@ -11,7 +11,7 @@ import streamlit as st
 
 from rlhf_core import runs
 from rlhf_core.config import ConfigError
-from rlhf_core.labs import LABS, jobs, settings, shape_problems
+from rlhf_core.labs import jobs, settings, shape_problems
 
 
 def _parse_list(raw: str, item_type: type, name: str) -> list:
@@ -79,7 +79,6 @@ def settings_form(name: str) -> dict | None:
 def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: str,
                 draw: Callable[[dict], None]) -> None:
     """The whole lab: text, settings, run/progress, cached result, figures and verdict."""
-    info = LABS[name]
     st.markdown(claim)
     st.latex(formula)
     overrides = settings_form(name)
@@ -104,7 +103,7 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
         st.rerun()
     cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + "".join(
         f" `--set {k}={json.dumps(v)}`" for k, v in overrides.items()))
-    _show_job(name, overrides, draw, look_for, differs)
+    _show_job(job, name, overrides, draw, look_for, differs)
 
 
 @st.fragment(run_every=1.0)
@@ -116,8 +115,7 @@ def _poll(name: str, overrides: dict) -> None:
         st.rerun()
 
 
-def _show_job(name: str, overrides: dict, draw, look_for: str, differs: str) -> None:
-    job = jobs.status(runs.runs_root(), name, overrides)
+def _show_job(job: jobs.LabJob, name: str, overrides: dict, draw, look_for: str, differs: str) -> None:
     if job.state == "running":
         _poll(name, overrides)
         return

@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 
 from . import imdb
-from .common import Progress, fit_two_terms, knob, quiet_libraries, r_squared, setup_torch
+from .common import Progress, fit_two_terms, knob, r_squared
 
 NAME = "best_of_n"
 VERSION = 1
@@ -70,13 +70,10 @@ def expected_best(proxy: list[float], gold: list[float], n: int) -> tuple[float,
 def run(cfg: Config, progress=None) -> dict:
     p = Progress(progress)
     p(0.0, "setup: loading the base policy and the gold judge")
-    setup_torch(cfg.threads, cfg.seed)
-    quiet_libraries()
     from ..prompts import prompt_texts
 
-    base, tok = imdb.load_policy("imdb-tiny")
-    gold = imdb.gold_scorer()
-    train_reviews, _ = imdb.reviews()
+    s = imdb.setup(cfg.threads, cfg.seed)
+    base, tok, gold, train_reviews = s.base, s.tok, s.gold, s.train_reviews
     p(0.15, f"proxy: reward model on {cfg.labels} gold labels")
     proxy = imdb.gold_trained_proxy(train_reviews, cfg.labels, tok, gold, cfg.seed, epochs=1.5)
 

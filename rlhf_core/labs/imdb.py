@@ -10,11 +10,34 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from typing import Callable
 
 from .common import lab_scratch_dir
 
 ENDING_TOKENS = (16, 48)  # preference-pair endings: as short as RL completions, quick to train on
+
+
+@dataclass
+class Setup:
+    """What the IMDB labs start from: the base policy, its tokenizer, the gold judge and the reviews."""
+
+    base: object
+    tok: object
+    gold: Callable[[list[str]], list[float]]
+    train_reviews: list
+    held_reviews: list
+
+
+def setup(threads: int, seed: int) -> Setup:
+    """Threads and seeds, quiet libraries, then load everything the IMDB labs share."""
+    from .common import quiet_libraries, setup_torch
+
+    setup_torch(threads, seed)
+    quiet_libraries()
+    base, tok = load_policy("imdb-tiny")
+    train_reviews, held_reviews = reviews()
+    return Setup(base, tok, gold_scorer(), train_reviews, held_reviews)
 
 
 def load_policy(name: str = "imdb-tiny"):

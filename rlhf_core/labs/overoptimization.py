@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 
 from . import imdb
-from .common import Progress, fit_two_terms, fork_map, knob, lab_workers, quiet_libraries, setup_torch
+from .common import Progress, fit_two_terms, fork_map, knob, lab_workers
 
 NAME = "overoptimization"
 VERSION = 1
@@ -89,15 +89,12 @@ def _label_budget(n: int, cfg: Config) -> list[dict]:
 def run(cfg: Config, progress=None) -> dict:
     p = Progress(progress)
     p(0.0, "setup: loading the base policy and the gold judge")
-    setup_torch(cfg.threads, cfg.seed)
-    quiet_libraries()
     from ..prompts import prompt_texts
 
-    base, tok = imdb.load_policy("imdb-tiny")
-    gold = imdb.gold_scorer()
-    train_reviews, held_reviews = imdb.reviews()
-    _SHARED.update(base=base, tok=tok, gold=gold, train_reviews=train_reviews, prompts=prompt_texts(tok, 8, "train"),
-                   held=imdb.gold_labelled_pairs(held_reviews, 40, tok, gold, cfg.seed + 1))
+    s = imdb.setup(cfg.threads, cfg.seed)
+    _SHARED.update(base=s.base, tok=s.tok, gold=s.gold, train_reviews=s.train_reviews,
+                   prompts=prompt_texts(s.tok, 8, "train"),
+                   held=imdb.gold_labelled_pairs(s.held_reviews, 40, s.tok, s.gold, cfg.seed + 1))
     labels = list(dict.fromkeys(cfg.labels))
     workers = min(lab_workers(), len(labels))
     p(0.05, f"proxy+rl: {len(labels)} label budgets, each a proxy then {len(cfg.betas)} GRPO run(s), "

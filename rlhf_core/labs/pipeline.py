@@ -24,7 +24,7 @@ import statistics
 from dataclasses import dataclass
 
 from . import imdb
-from .common import Progress, knob, lab_scratch_dir, quiet_libraries, setup_torch
+from .common import Progress, knob, lab_scratch_dir
 
 NAME = "pipeline"
 VERSION = 1
@@ -79,15 +79,11 @@ def _sft(tok, demos: list[str], seed: int):
 def run(cfg: Config, progress=None) -> dict:
     p = Progress(progress)
     p(0.0, "setup: loading the policies and the gold judge")
-    setup_torch(cfg.threads, cfg.seed)
-    quiet_libraries()
-    from ..prompts import prompt_texts
-    from ..rewards import ClassifierScorer
     from .. import zoo
+    from ..prompts import prompt_texts
 
-    base, tok = imdb.load_policy("imdb-tiny")
-    gold = imdb.gold_scorer()
-    train_reviews, held_reviews = imdb.reviews()
+    s = imdb.setup(cfg.threads, cfg.seed)
+    base, tok, gold, train_reviews, held_reviews = s.base, s.tok, s.gold, s.train_reviews, s.held_reviews
     stages: dict = {}
 
     positives = [r.text for r in train_reviews if r.positive]
@@ -110,7 +106,7 @@ def run(cfg: Config, progress=None) -> dict:
     else:
         rm_model, _ = zoo.load_sequence_classifier("learned-rm", "reward model")
         stages["reward_model"] = {"source": "embedded learned-rm", **zoo.asset_info("learned-rm")}
-    proxy = ClassifierScorer(rm_model, tok)
+    proxy = imdb.scorer_for(rm_model, tok)
     p(0.3, "reward model: held-out pair accuracy")
     stages["reward_model"]["held_out_accuracy_here"] = round(imdb.pair_accuracy(proxy, held_pairs), 4)
     stages["preference_pairs"] = {"kind": "(positive, negative) review endings of 16-48 tokens"}

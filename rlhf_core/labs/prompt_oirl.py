@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import imdb
-from .common import Progress, knob, quiet_libraries, setup_torch
+from .common import Progress, knob
 
 NAME = "prompt_oirl"
 VERSION = 1
@@ -117,11 +117,8 @@ def _rewards(model, tok, gold, queries, prefixes, k: int, seed: int) -> np.ndarr
 def run(cfg: Config, progress=None) -> dict:
     p = Progress(progress)
     p(0.0, "setup: loading the policy and the gold judge")
-    setup_torch(cfg.threads, cfg.seed)
-    quiet_libraries()
-    policy, tok = imdb.load_policy("imdb-tiny")
-    gold = imdb.gold_scorer()
-    train_reviews, held_reviews = imdb.reviews()
+    s = imdb.setup(cfg.threads, cfg.seed)
+    policy, tok, gold, train_reviews, held_reviews = s.base, s.tok, s.gold, s.train_reviews, s.held_reviews
     rng = np.random.default_rng(cfg.seed)
     prefixes = PROMPTS[:cfg.prompts]
     train_q = _queries(train_reviews, cfg.train_queries, tok, cfg.query_tokens, rng)
