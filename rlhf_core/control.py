@@ -1,16 +1,33 @@
 """Control messages from the UI (or any process) to a running worker: runs/<id>/control.json.
 
-Written atomically (temp file + os.replace) so the worker never reads half a message. The
-worker polls the file's mtime once per step, which costs one stat() call.
+Written atomically (temp file + os.replace) so the worker never reads half a message, and under
+an exclusive lock on control.lock, so two writers (a Stop in one tab, an Apply in another) never
+read the same old message and overwrite each other's change. Every write raises `seq`; the worker
+reads the small file once per step and acts on a message whose `seq` it has not seen (an mtime
+can stay the same across two writes within one clock tick; a sequence number cannot).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 
 CONTROL_FILE = "control.json"
+LOCK_FILE = "control.lock"
+
+
+@contextlib.contextmanager
+def _locked(run_dir: str):
+    """An exclusive advisory lock on the run's control.lock for one read-modify-write."""
+    fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def control_path(run_dir: str) -> str:
@@ -41,18 +58,19 @@ def write_control(run_dir: str, **changes) -> dict:
         raise ValueError(f"unknown control keys: {', '.join(sorted(unknown))}")
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir} does not exist (was the run deleted?)")
-    msg = read_control(run_dir)
-    msg.update(changes)
-    msg["seq"] = int(msg.get("seq", 0)) + 1
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".control-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(msg, f)
-        os.replace(tmp, control_path(run_dir))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _locked(run_dir):
+        msg = read_control(run_dir)
+        msg.update(changes)
+        msg["seq"] = int(msg.get("seq", 0)) + 1
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".control-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(msg, f)
+            os.replace(tmp, control_path(run_dir))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return msg
 
 
@@ -66,28 +84,18 @@ def read_control(run_dir: str) -> dict:
 
 
 class ControlWatcher:
-    """Re-reads the control file only when its mtime changes."""
+    """Hands over each control message once, by its `seq`."""
 
     def __init__(self, run_dir: str):
-        self.path = control_path(run_dir)
-        self._mtime = None
+        self.run_dir = run_dir
+        self._seq = None
         self.message: dict = {}
 
     def poll(self) -> dict | None:
-        """The new message when the file changed since the last poll, else None."""
-        try:
-            mtime = os.stat(self.path).st_mtime_ns
-        except OSError:
+        """The message when its seq is new since the last poll, else None (one small read)."""
+        msg = read_control(self.run_dir)
+        if not msg or msg.get("seq") == self._seq:
             return None
-        if mtime == self._mtime:
-            return None
-        self._mtime = mtime
-        try:
-            with open(self.path) as f:
-                msg = json.load(f)
-        except (OSError, ValueError):
-            return None
-        if not isinstance(msg, dict):
-            return None
+        self._seq = msg.get("seq")
         self.message = msg
         return msg
