@@ -80,10 +80,11 @@ def _validated(name: str, out, n: int) -> list[float]:
 STATIC_SPECS = {
     "vader": RewardSpec("vader", "VADER compound sentiment of the completion: +1 very positive, -1 very negative.",
                         (-1.0, 1.0)),
-    "learned-rm": RewardSpec("learned-rm", "Small learned reward model (Bradley-Terry on 2,000 IMDB preference "
+    "learned-rm": RewardSpec("learned-rm", "Small learned reward model (Bradley-Terry on 5,000 IMDB preference "
                              "pairs): the cheap proxy for human feedback.", (-math.inf, math.inf)),
-    "gold-rm": RewardSpec("gold-rm", "Larger-budget reward model trained on every IMDB label: the 'gold' judge "
-                          "for over-optimization experiments.", (-math.inf, math.inf)),
+    "gold-rm": RewardSpec("gold-rm", "Independent judge: its own half of the IMDB training reviews (disjoint "
+                          "from every proxy's), its own seed, initialised from the SFT policy: the 'gold' "
+                          "stand-in for human judgement in the over-optimization labs.", (-math.inf, math.inf)),
     "length": RewardSpec("length", "Closeness of the completion's word count to a target (length:N, default 20): "
                          "1 on target, falling linearly to -1.", (-1.0, 1.0)),
     "keyword": RewardSpec("keyword", "keyword:<word> gives 1 when the completion contains the word, else 0.",

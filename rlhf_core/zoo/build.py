@@ -9,9 +9,12 @@ Every stage uses fixed seeds and reads the IMDB reviews from the installed
 1. a 4k byte-level BPE tokenizer (`tokenizers`);
 2. `imdb-tiny`: a 4-layer GPT-2 pretrained on the training reviews (TRL SFTTrainer = plain LM loss);
 3. `imdb-tiny-sft-positive`: imdb-tiny fine-tuned on positive reviews only (behaviour cloning);
-4. `learned-rm` and `gold-rm`: GPT-2 sequence classifiers initialised from imdb-tiny and trained
-   with TRL's RewardTrainer (Bradley-Terry) on (positive, negative) review pairs.
-   The proxy sees 5,000 pairs; the gold judge sees every training pair (11,250).
+4. `learned-rm` and `gold-rm`: GPT-2 sequence classifiers trained with TRL's RewardTrainer
+   (Bradley-Terry) on (positive, negative) review pairs. The gold judge must be independent of
+   every proxy it judges, so the two never share a review (`data.reward_model_split`): the proxy
+   learns 5,000 pairs from its half, initialised from imdb-tiny; the judge learns every pair of the
+   other half, initialised from the SFT policy (as InstructGPT initialises its reward models),
+   with its own seed. Their agreement on held-out pairs is written to learned-rm's zoo.json.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from .data import imdb_reviews, split
+from .data import imdb_reviews, reward_model_split, split
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -48,8 +51,9 @@ class BuildPlan:
     sft_reviews: int | None = 6000
     proxy_pairs: int = 5000
     proxy_epochs: float = 3.0
-    gold_pairs: int | None = None  # None = every training pair
-    gold_epochs: float = 2.0
+    gold_pairs: int | None = None  # None = every pair of the gold judge's half of the reviews
+    gold_epochs: float = 3.0
+    gold_seed_offset: int = 11  # the judge's own seed: plan.seed + this
     eval_pairs: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
@@ -79,15 +83,17 @@ def train_tokenizer(texts, vocab_size: int, out_dir: str):
     return tok
 
 
-def _training_args(cls, out_dir: str, plan: BuildPlan, epochs: float, lr: float, **extra):
+def _training_args(cls, out_dir: str, plan: BuildPlan, epochs: float, lr: float, seed: int | None = None,
+                   **extra):
     """TRL configs with the settings a tiny CPU model needs (TRL's defaults assume big GPUs)."""
     import torch
 
     on_gpu = torch.cuda.is_available()
+    seed = plan.seed if seed is None else seed
     return cls(output_dir=out_dir, num_train_epochs=epochs, per_device_train_batch_size=plan.batch_size,
                learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=20, weight_decay=0.01,
                gradient_checkpointing=False, bf16=on_gpu, use_cpu=not on_gpu, report_to=[],
-               save_strategy="no", logging_steps=50, seed=plan.seed, data_seed=plan.seed,
+               save_strategy="no", logging_steps=50, seed=seed, data_seed=seed,
                disable_tqdm=True, dataloader_num_workers=0, **extra)
 
 
@@ -152,16 +158,17 @@ def preference_pairs(reviews, n: int | None, tok, rng: random.Random, min_tokens
     return [{"chosen": window(pos[i]), "rejected": window(neg[i])} for i in range(m)]
 
 
-def train_reward_model(base_dir: str, pairs, tok, plan: BuildPlan, epochs: float, work: str):
+def train_reward_model(init_dir: str, pairs, tok, plan: BuildPlan, epochs: float, work: str, seed: int):
     from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, set_seed
     from trl import RewardConfig, RewardTrainer
 
     import torch
 
-    model = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1, dtype=torch.float32)
+    set_seed(seed)  # the score head is initialised here, before the trainer sets its own seed
+    model = AutoModelForSequenceClassification.from_pretrained(init_dir, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tok.pad_token_id
-    args = _training_args(RewardConfig, work, plan, epochs, plan.lr / 2, max_length=plan.block,
+    args = _training_args(RewardConfig, work, plan, epochs, plan.lr / 2, seed=seed, max_length=plan.block,
                           center_rewards_coefficient=0.01)
     trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(pairs),
                             processing_class=tok)
@@ -169,21 +176,37 @@ def train_reward_model(base_dir: str, pairs, tok, plan: BuildPlan, epochs: float
     return trainer.model
 
 
-def pair_accuracy(model, tok, pairs, batch: int = 64) -> float:
+def pair_scores(model, tok, pairs, batch: int = 64):
+    """Scores of every pair's chosen and rejected text: two float tensors."""
     import torch
 
     model.eval()
-    wins = 0
+    chosen, rejected = [], []
     with torch.no_grad():
         for i in range(0, len(pairs), batch):
             chunk = pairs[i:i + batch]
-            scores = []
-            for key in ("chosen", "rejected"):
+            for key, out in (("chosen", chosen), ("rejected", rejected)):
                 enc = tok([p[key] for p in chunk], return_tensors="pt", padding=True,
                           truncation=True, max_length=256)
-                scores.append(model(**enc).logits[:, 0].float())
-            wins += int((scores[0] > scores[1]).sum())
-    return wins / max(1, len(pairs))
+                out.append(model(**enc).logits[:, 0].float())
+    return torch.cat(chosen), torch.cat(rejected)
+
+
+def pair_accuracy(model, tok, pairs, batch: int = 64) -> float:
+    chosen, rejected = pair_scores(model, tok, pairs, batch)
+    return float((chosen > rejected).float().mean()) if len(pairs) else 0.0
+
+
+def agreement(proxy, judge, tok, pairs) -> dict:
+    """How far the proxy stands in for the judge on held-out pairs: how often both prefer the same
+    text of a pair, and the correlation of their scores over every text."""
+    import torch
+
+    pc, pr = pair_scores(proxy, tok, pairs)
+    jc, jr = pair_scores(judge, tok, pairs)
+    same = float(((pc > pr) == (jc > jr)).float().mean())
+    corr = float(torch.corrcoef(torch.stack([torch.cat([pc, pr]), torch.cat([jc, jr])]))[0, 1])
+    return {"same_preference": round(same, 4), "score_correlation": round(corr, 4), "pairs": len(pairs)}
 
 
 STAGES = ("imdb-tiny", "imdb-tiny-sft-positive", "learned-rm", "gold-rm")
@@ -233,16 +256,25 @@ def build(out: str, plan: BuildPlan, only: tuple[str, ...] = STAGES) -> dict:
         # held-out pairs: endings as short as RL completions (the headline figure), and full 128-token endings
         eval_pairs = preference_pairs(held, plan.eval_pairs, tok, random.Random(plan.seed + 1))
         eval_long = preference_pairs(held, plan.eval_pairs, tok, random.Random(plan.seed + 1), 128, 128)
-        for name, n, epochs in (("learned-rm", plan.proxy_pairs, plan.proxy_epochs),
-                                ("gold-rm", plan.gold_pairs, plan.gold_epochs)):
+        gold_reviews, proxy_reviews = reward_model_split(train)
+        sft_dir = os.path.join(out, "imdb-tiny-sft-positive")
+        rm_plans = {
+            "learned-rm": dict(reviews=proxy_reviews, n=plan.proxy_pairs, epochs=plan.proxy_epochs,
+                               init=base_dir, seed=plan.seed + 2, half="proxy"),
+            "gold-rm": dict(reviews=gold_reviews, n=plan.gold_pairs, epochs=plan.gold_epochs,
+                            init=sft_dir, seed=plan.seed + plan.gold_seed_offset, half="gold"),
+        }
+        for name, rp in rm_plans.items():
             if name not in only:
                 continue
-            pairs = preference_pairs(train, n, tok, random.Random(plan.seed + 2))
-            rm = train_reward_model(base_dir, pairs, tok, plan, epochs, os.path.join(work, name))
+            pairs = preference_pairs(rp["reviews"], rp["n"], tok, random.Random(rp["seed"]))
+            rm = train_reward_model(rp["init"], pairs, tok, plan, rp["epochs"], os.path.join(work, name), rp["seed"])
             acc = pair_accuracy(rm, tok, eval_pairs)
             acc_long = pair_accuracy(rm, tok, eval_long)
             _save_fp16(rm, tok, os.path.join(out, name),
-                       {"kind": "reward", "pairs": len(pairs), "epochs": epochs,
+                       {"kind": "reward", "pairs": len(pairs), "epochs": rp["epochs"], "seed": rp["seed"],
+                        "reviews": f"the {rp['half']} half of the training reviews ({len(rp['reviews'])})",
+                        "initialised_from": os.path.basename(rp["init"]),
                         "held_out_pair_accuracy": round(acc, 4),
                         "held_out_pair_accuracy_128_tokens": round(acc_long, 4),
                         "held_out_pairs": len(eval_pairs)})
@@ -250,6 +282,9 @@ def build(out: str, plan: BuildPlan, only: tuple[str, ...] = STAGES) -> dict:
                             "held_out_pair_accuracy_128_tokens": acc_long}
             _log(f"{name}: {len(pairs)} pairs, held-out pair accuracy {acc:.3f} "
                  f"(16-96-token endings), {acc_long:.3f} (128-token endings)")
+        if {"learned-rm", "gold-rm"} & set(only):
+            report["agreement"] = _write_agreement(out, tok, eval_pairs)
+            _log(f"learned-rm vs gold-rm on held-out pairs: {report['agreement']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report["seconds"] = round(time.time() - t0, 1)
@@ -261,6 +296,24 @@ def build(out: str, plan: BuildPlan, only: tuple[str, ...] = STAGES) -> dict:
     with open(report_path, "w") as f:
         json.dump({**previous, **report}, f, indent=2, default=str)
     return report
+
+
+def _write_agreement(out: str, tok, eval_pairs) -> dict:
+    """Proxy-judge agreement on held-out pairs, kept in learned-rm's zoo.json (the app shows it)."""
+    from transformers import AutoModelForSequenceClassification
+
+    import torch
+
+    load = lambda name: AutoModelForSequenceClassification.from_pretrained(  # noqa: E731
+        os.path.join(out, name), dtype=torch.float32, use_safetensors=True)
+    result = agreement(load("learned-rm"), load("gold-rm"), tok, eval_pairs)
+    meta_path = os.path.join(out, "learned-rm", "zoo.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    meta["agreement_with_gold"] = result
+    with open(meta_path, "w") as f:
+        json.dump(meta, f, indent=2)
+    return result
 
 
 def main(argv=None) -> int:

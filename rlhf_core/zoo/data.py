@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import importlib.util
 import os
 import re
@@ -65,3 +66,16 @@ def split(reviews, held_out_every: int = 10):
     train = [r for i, r in enumerate(reviews) if i % held_out_every]
     held = [r for i, r in enumerate(reviews) if not i % held_out_every]
     return train, held
+
+
+def reward_model_split(train_reviews):
+    """Disjoint halves of the training reviews for the two reward models: (gold, proxy).
+
+    The gold judge (`gold-rm`) learns only from the first half; the cheap proxy (`learned-rm`) and
+    every proxy a lab trains learn only from the second, so no proxy ever sees a review the judge
+    was trained on. The half is chosen by a hash of the text, because the IMDB files repeat some
+    reviews word for word: a copy always lands in the same half as its original."""
+    gold, proxy = [], []
+    for r in train_reviews:
+        (gold if hashlib.sha1(r.text.encode("utf-8")).digest()[0] % 2 == 0 else proxy).append(r)
+    return gold, proxy
