@@ -18,8 +18,9 @@ Hao Sun, *Reinforcement Learning in the Era of LLMs: What is Essential? What is 
 5. **PPO's edge is stability**: near-on-policy data and conservative, clipped updates.
 
 **The labs.** Each takeaway has a lab page under *Labs*: a small, seed-fixed experiment that runs
-in about 20 seconds, draws the published reference curve over the measured one, and says what to
-look for and where the toy differs from a real LLM. The same experiments run headless with
+in about 20 seconds, draws least-squares fits of the published functional forms over what it
+measured, gives a verdict (reproduced on k of n seeds, not reproduced, or an illustration), and
+says what to look for and where the toy differs from a real LLM. The same experiments run headless with
 `python -m rlhf_core lab NAME --json` (NAME: pipeline, compounding_error, rm_curve,
 overoptimization, best_of_n, prompt_oirl, action_space, stability).
 

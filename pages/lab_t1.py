@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from rlhf_core.labs import figures
+from rlhf_core.labs.support import figures
 from ui.common import guarded
-from ui.labs import lab_section
+from ui.labs import judge_agreement, lab_section
 
 CLAIM = """
 **The paper's claim.** RLHF is not "RL from scratch": it is *inverse* RL from offline data, done
@@ -16,15 +16,18 @@ we like; that online access is what behaviour cloning lacks (see T2). This lab r
 compares the three policies on a held-out **gold** reward model that no stage ever optimised.
 """
 FORMULA = r"\underbrace{\mathcal D_{\text{demo}}}_{\text{positive reviews}}\xrightarrow{\text{SFT}}\pi_{\text{SFT}}\qquad \underbrace{\mathcal D_{\text{pref}}}_{(y_w \succ y_l)}\xrightarrow{\;-\log\sigma(r(y_w)-r(y_l))\;} r_\phi\qquad \max_\pi\ \mathbb E_{y\sim\pi}[r_\phi(y)]-\beta\,\mathrm{KL}(\pi\,\|\,\pi_{\text{SFT}})"
-LOOK_FOR = """The gold bars should climb from base to SFT to RLHF: SFT already writes more positive
-reviews than the base model, and RL against the learned reward goes further *from the same
-demonstrations and preference data*. RLHF also travels furthest from the base model (the KL
+LOOK_FOR = """The verdict tests two steps, each on the same held-out prompts for every policy (a paired
+comparison with a 95 % interval): SFT above the base model on the gold judge, and RLHF above SFT.
+When both hold, the gold bars climb from base to SFT to RLHF: SFT writes more positive reviews than
+the base model, and RL against the learned reward goes further *from the same demonstrations and
+preference data*. When an interval includes 0, the page says so: that step was not resolved. RLHF also travels furthest from the base model (the KL
 panel): the gold reward is bought with distance. Raise `rl_steps` or lower `kl_coef` to go further,
 and watch T3 for what happens when the reward model is pushed too far. Set `sft_demos` and `rm_pairs`
 above 0 to redo those stages live with TRL's SFTTrainer and RewardTrainer instead of the embedded
 artifacts."""
-DIFFERS = """The "humans" are IMDB star ratings and the gold judge is a larger reward model trained on
-more of them, not people. The policy is a 1.35M-parameter GPT-2, so the samples read like reviews
+DIFFERS = """The "humans" are IMDB star ratings, and the gold judge is another reward model, not people:
+it learnt from its own half of the training reviews (the reward model here never saw any of them),
+with its own seed, initialised from the SFT policy. The policy is a 1.35M-parameter GPT-2, so the samples read like reviews
 but invent words; its SFT and reward model come from the embedded zoo (built by `python -m
 rlhf_core.zoo build` with the same TRL trainers) unless you ask for live stages. InstructGPT also
 runs SFT on human-written answers to prompts, not on unprompted text."""
@@ -36,6 +39,7 @@ def draw(result: dict) -> None:
     c1.plotly_chart(f1, width="stretch")
     c2.plotly_chart(f2, width="stretch")
     pol = result["policies"]
+    judge_agreement()
     st.dataframe([{"policy": n, "gold reward": round(pol[n]["gold"], 3), "± (2 s.e.)": round(2 * pol[n]["gold_sem"], 3),
                    "reward-model score": round(pol[n]["proxy"], 3), "KL from base (nats)": round(pol[n]["kl"], 2)}
                   for n in ("base", "sft", "rlhf")], hide_index=True, width="stretch")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from rlhf_core.labs import figures
+from rlhf_core.labs.support import figures
 from ui.common import guarded
 from ui.labs import lab_section
 

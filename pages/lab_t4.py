@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from rlhf_core.labs import figures
+from rlhf_core.labs.support import figures
 from ui.common import guarded
 from ui.labs import lab_section
 
@@ -22,7 +22,7 @@ tokens once, at the end (sparse, GRPO's sequence-level advantage).
 FORMULA = (r"\Pr[\text{right token}\mid\text{uniform policy}] = \tfrac1V \;\Rightarrow\; \text{tries} \approx V,"
            r"\qquad A^{\text{dense}}_{i,t} = \frac{r_{i,t}-\bar r}{\sigma_r}\quad\text{vs}\quad"
            r"A^{\text{sparse}}_{i,t} = \frac{R_i-\bar R}{\sigma_R},\;\; R_i = \tfrac1T\textstyle\sum_t r_{i,t}")
-LOOK_FOR = """On the log-log chart both lines climb with V, close to the dashed c·V references (the
+LOOK_FOR = """On the log-log chart both lines climb with V, close to the dashed least-squares c·V fits (the
 power-law fit's exponent is printed in the legend, a little under 1): each 4× more tokens costs about
 3-4× more steps, because the learner must first stumble on a token it has a 1/V chance to pick. The
 red line (sparse reward) lies above the blue one (dense) at every V: about twice the steps for the

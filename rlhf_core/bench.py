@@ -41,6 +41,16 @@ def machine() -> dict:
             "load_avg": os.getloadavg()[0]}
 
 
+def git_state() -> dict:
+    """The commit a figure was measured at, and whether the tree had uncommitted changes then."""
+    def git(*args):
+        out = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain")
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": None if status is None else bool(status)}
+
+
 def _env(**extra) -> dict:
     env = dict(os.environ, HF_HUB_DISABLE_TELEMETRY="1", PYTHONPATH=_ROOT, **extra)
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -365,7 +375,8 @@ def lab_timings(names: list[str] | None = None, sizes=("default", "largest")) ->
     included), at its default and at its LARGEST settings, against the 20 s / 60 s budgets."""
     from . import labs
 
-    out: dict = {"machine": machine(), "budget_s": LAB_BUDGET_S, "labs": {}}
+    out: dict = {"command": "python -m rlhf_core bench --labs" + (" --quick" if sizes == ("default",) else ""),
+                 "git": git_state(), "machine": machine(), "budget_s": LAB_BUDGET_S, "labs": {}}
     for name in names or list(labs.LABS):
         mod = labs.module(name)
         entry = {}
@@ -375,19 +386,22 @@ def lab_timings(names: list[str] | None = None, sizes=("default", "largest")) ->
             proc = subprocess.run([sys.executable, "-m", "rlhf_core", "lab", name, "--json", *sets], cwd=_ROOT,
                                   env=_env(), capture_output=True, text=True, timeout=600)
             wall = time.perf_counter() - t0
-            problems = None
+            verdict = None
             if proc.returncode == 0:
-                problems = json.loads(proc.stdout).get("shape_problems")
+                verdict = labs.verdict(name, json.loads(proc.stdout))["summary"]
             entry[size] = {"wall_s": round(wall, 2), "within_budget": wall <= LAB_BUDGET_S[size],
-                           "exit_code": proc.returncode, "shape_problems": problems}
+                           "exit_code": proc.returncode, "verdict": verdict}
         out["labs"][name] = entry
     return out
 
 
-def main(quick: bool = False, as_json: bool = False, labs_only: bool = False) -> int:
+def main(quick: bool = False, as_json: bool = False, labs_only: bool = False, out: str | None = None) -> int:
     if labs_only:
         result = lab_timings(sizes=("default",) if quick else ("default", "largest"))
         print(json.dumps(result, indent=None if as_json else 1))
+        if out:  # docs/lab-timings.json is written only this way
+            with open(out, "w") as f:
+                json.dump(result, f, indent=1)
         return 0
     result = run_suite(quick)
     if as_json:

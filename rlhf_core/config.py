@@ -23,6 +23,16 @@ class ConfigError(ValueError):
     """An invalid config; the message names the field and the value."""
 
 
+def finite_and_not_bool(model_cls, v: Any, field_name: str) -> Any:
+    """The rule every numeric setting shares (runs and labs): no NaN or infinity, and true/false is
+    not a number (YAML and pydantic would both read `true` as 1)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    if isinstance(v, bool) and model_cls.model_fields[field_name].annotation in (int, float):
+        raise ValueError("must be a number, not true/false")
+    return v
+
+
 class RunConfig(BaseModel):
     """Every knob of a run. Field descriptions double as CLI and UI help."""
 
@@ -61,11 +71,7 @@ class RunConfig(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _finite_numbers(cls, v: Any, info):
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        if isinstance(v, bool) and cls.model_fields[info.field_name].annotation in (int, float):
-            raise ValueError("must be a number, not true/false")
-        return v
+        return finite_and_not_bool(cls, v, info.field_name)
 
     @field_validator("policy", "reward")
     @classmethod
@@ -158,14 +164,15 @@ def _short_repr(value) -> str:
     return r.repr(value)
 
 
-def format_validation_error(e: ValidationError, data: dict | None = None) -> str:
+def format_validation_error(e: ValidationError, data: dict | None = None, known: list[str] | None = None,
+                            what: str = "config key") -> str:
     """One line per problem: 'kl_coef must be >= 0, got -1'."""
     lines = []
+    known = list(RunConfig.model_fields) if known is None else known
     unknown = [".".join(str(p) for p in err.get("loc", ())) for err in e.errors() if err.get("type") == "extra_forbidden"]
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        lines.append(f"{shown}: unknown config key{'s' if len(unknown) > 1 else ''} "
-                     f"(known: {', '.join(RunConfig.model_fields)})")
+        lines.append(f"{shown}: unknown {what}{'s' if len(unknown) > 1 else ''} (known: {', '.join(known)})")
     for err in e.errors():
         loc = ".".join(str(p) for p in err.get("loc", ())) or "config"
         kind = err.get("type", "")
@@ -189,6 +196,8 @@ def format_validation_error(e: ValidationError, data: dict | None = None) -> str
             "float_parsing": lambda: "must be a number",
             "float_type": lambda: "must be a number",
             "string_type": lambda: "must be text",
+            "list_type": lambda: "must be a list",
+            "too_short": lambda: "must not be empty",
         }.get(kind, lambda: err.get("msg", "invalid").replace("Value error, ", ""))()
         # reprlib: a hostile value (a YAML alias bomb) must not be expanded into the message
         lines.append(f"{loc} {msg}, got {_short_repr(got)}" if loc != "config" else f"{msg}")

@@ -181,6 +181,24 @@ def test_build_quick_end_to_end(tmp_path):
     assert tok.padding_side == "left"
     report = json.loads((out / "build_report.json").read_text())
     assert 0 <= report["learned-rm"]["held_out_pair_accuracy"] <= 1
+    # the judge is independent of the proxy: other reviews, another seed, another starting point
+    proxy, judge = (json.loads((out / n / "zoo.json").read_text()) for n in ("learned-rm", "gold-rm"))
+    assert "proxy half" in proxy["reviews"] and "gold half" in judge["reviews"]
+    assert proxy["seed"] != judge["seed"] and proxy["initialised_from"] != judge["initialised_from"]
+    agreement = proxy["agreement_with_gold"]
+    assert 0 <= agreement["same_preference"] <= 1 and -1 <= agreement["score_correlation"] <= 1
+
+
+def test_reward_model_halves_are_disjoint_and_labs_train_only_on_the_proxy_half():
+    from rlhf_core.labs.support import imdb
+    from rlhf_core.zoo.data import imdb_reviews, reward_model_split, split
+
+    train, _held = split(imdb_reviews())
+    gold_half, proxy_half = reward_model_split(train)
+    assert len(gold_half) + len(proxy_half) == len(train)
+    assert not {r.text for r in gold_half} & {r.text for r in proxy_half}
+    lab_train, _ = imdb.reviews()
+    assert lab_train == proxy_half
 
 
 def test_cli_zoo_score_generate():

@@ -1,5 +1,5 @@
 """One layout for every lab: the claim, the formula, settings, a run with progress, cached results,
-the figures with their reference curves, and what to look for. Lab logic lives in rlhf_core.labs."""
+the figures with least-squares fits of the published forms, and what to look for. Lab logic lives in rlhf_core.labs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import streamlit as st
 
 from rlhf_core import runs
 from rlhf_core.config import ConfigError
-from rlhf_core.labs import jobs, settings, shape_problems
+from rlhf_core.labs import per_seed_results, settings, verdict
+from rlhf_core.labs.support import jobs
 
 
 def _parse_list(raw: str, item_type: type, name: str) -> list:
@@ -85,39 +86,73 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
     if overrides is None:
         return
     root = runs.ensure_root()
+    cols = st.columns([1, 1, 4])
+    seeds = cols[1].selectbox("Seeds", [1, 3, 5], key=f"seeds-{name}",
+                              help="Run the lab on this many seeds (in two processes): the verdict says on how "
+                                   "many of them the published shape held. The charts show the first seed.")
     try:
-        job = jobs.status(root, name, overrides)
+        job = jobs.status(root, name, overrides, seeds)
     except ConfigError as e:
         st.error(str(e))
         return
-    cols = st.columns([1, 1, 4])
     if cols[0].button("Run lab" if job.state != "done" else "Re-run", key=f"run-{name}", type="primary",
                       disabled=job.state == "running"):
         try:
             if job.state == "done":
-                jobs.forget(root, name, overrides)
-            jobs.start(root, name, overrides)
+                jobs.forget(root, name, overrides, seeds)
+            jobs.start(root, name, overrides, seeds)
         except (ConfigError, OSError) as e:
             st.error(f"Could not start the lab: {e}")
             return
         st.rerun()
-    cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + "".join(
+    cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + (f" `--seeds {seeds}`" if seeds > 1 else "") + "".join(
         f" `--set {k}={json.dumps(v)}`" for k, v in overrides.items()))
-    _show_job(job, name, overrides, draw, look_for, differs)
+    _show_job(job, name, overrides, seeds, draw, look_for, differs)
 
 
 @st.fragment(run_every=1.0)
-def _poll(name: str, overrides: dict) -> None:
-    job = jobs.status(runs.runs_root(), name, overrides)
+def _poll(name: str, overrides: dict, seeds: int) -> None:
+    job = jobs.status(runs.runs_root(), name, overrides, seeds)
     if job.state == "running":
         st.progress(job.fraction, text=f"{job.message} ({job.fraction:.0%})")
     else:
         st.rerun()
 
 
-def _show_job(job: jobs.LabJob, name: str, overrides: dict, draw, look_for: str, differs: str) -> None:
+def judge_agreement() -> None:
+    """How far the proxy (learned-rm) stands in for the gold judge on held-out pairs (from zoo.json)."""
+    from rlhf_core import zoo
+
+    info = zoo.asset_info("learned-rm").get("agreement_with_gold")
+    gold = zoo.asset_info("gold-rm")
+    if not info:
+        st.caption("The embedded reward models carry no agreement figure (rebuild them with `python -m rlhf_core.zoo build`).")
+        return
+    st.caption(f"**The judge is independent of the proxy.** `gold-rm` learnt from {gold.get('reviews', 'its own reviews')}, "
+               f"initialised from `{gold.get('initialised_from', '?')}`, seed {gold.get('seed', '?')}; `learned-rm` and every "
+               f"proxy trained here never saw those reviews. On {info['pairs']} held-out pairs the two prefer the same "
+               f"ending {info['same_preference']:.0%} of the time; their scores correlate at {info['score_correlation']:.2f}.")
+
+
+def show_verdict(name: str, result: dict) -> None:
+    """The three verdict states, recomputed from the raw series: green only for `reproduced`."""
+    v = verdict(name, result)
+    runtime = f" (ran in {result.get('runtime_s')} s)"
+    if v["state"] == "reproduced":
+        st.success(f"Published shape **reproduced on {v['k']} of {v['n']} seed{'s' if v['n'] > 1 else ''}**{runtime}.")
+    elif v["state"] == "not reproduced":
+        st.warning(f"Published shape **not reproduced**: it held on {v['k']} of {v['n']} "
+                   f"seed{'s' if v['n'] > 1 else ''}{runtime}.")
+    else:
+        st.info(f"**Illustration**, not a test: {v['summary'].split(': ', 1)[-1]}{runtime}")
+    if v["per_seed"] and (v["n"] > 1 or v["state"] != "reproduced"):
+        for p in v["per_seed"]:
+            st.caption(f"seed {p['seed']}: " + ("every check held" if not p["problems"] else "; ".join(p["problems"])))
+
+
+def _show_job(job: jobs.LabJob, name: str, overrides: dict, seeds: int, draw, look_for: str, differs: str) -> None:
     if job.state == "running":
-        _poll(name, overrides)
+        _poll(name, overrides, seeds)
         return
     if job.state == "failed":
         st.error(f"The last run of this lab with these settings failed: {job.error}")
@@ -126,14 +161,8 @@ def _show_job(job: jobs.LabJob, name: str, overrides: dict, draw, look_for: str,
         st.markdown("**What to look for.** " + look_for)
         return
     result = job.result
-    problems = result.get("shape_problems")
-    if problems is None:
-        problems = shape_problems(name, result)
-    if problems:
-        st.warning("The published shape was **not** reproduced with these settings: " + "; ".join(problems))
-    else:
-        st.success(f"Published shape reproduced (ran in {result.get('runtime_s')} s).")
-    draw(result)
+    show_verdict(name, result)
+    draw(per_seed_results(result)[0])
     st.markdown("**What to look for.** " + look_for)
     st.markdown("**Where this toy differs from a real LLM.** " + differs)
     st.download_button("Download the raw JSON", json.dumps(result, indent=1), file_name=f"{name}.json",

@@ -5,14 +5,21 @@ From a notebook:
     from rlhf_core import labs
     result = labs.run("compounding_error", {"horizon": 32})   # dict of raw series
     labs.settings("compounding_error")                          # documented settings and bounds
-    labs.shape_problems("compounding_error", result)            # [] when the shape is reproduced
+    labs.shape_problems("compounding_error", result)            # [] when every check held
+    labs.verdict("compounding_error", result)["summary"]         # 'reproduced on 1 of 1 seed'
+    many = labs.run_seeds("compounding_error", seeds=3)          # one result per seed + the verdict
+    many["verdict"]["state"], many["verdict"]["k"]               # 'reproduced' / 'not reproduced' /
+                                                                 # 'illustration', and k of n
 
-From a shell: `python -m rlhf_core lab NAME [--quick] [--json] [--set key=value ...]`.
-Every lab module follows the contract described in `labs/common.py`.
+From a shell: `python -m rlhf_core lab NAME [--quick] [--json] [--seeds N] [--set key=value ...]`.
+Every lab module follows the contract described in `labs/support/common.py`; verdicts are
+described in `labs/support/verdict.py`.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import json
 import os
@@ -21,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import ConfigError
-from .common import config_key, field_specs, make_config, write_json_atomic
+from .support import verdict as verdicts
+from .support.common import config_key, field_specs, fork_map, lab_workers, make_config, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -77,21 +85,109 @@ def run(name: str, overrides: dict[str, Any] | None = None, quick: bool = False,
 
 
 def shape_problems(name: str, result: dict) -> list[str]:
-    return module(name).shape_problems(result)
+    """What one result does not show of the lab's published shape ([] when every check held, and
+    for an illustration, which has no checks)."""
+    return verdicts.problems(module(name).CHECKS, result)
 
 
-def cache_path(root: str, name: str, cfg) -> str:
-    """Where a finished result for this exact config is kept (runs root/.labs/NAME/KEY.json)."""
+def per_seed_results(result: dict) -> list[dict]:
+    """The one-seed results inside a result: itself, or each seed's of a `run_seeds` result."""
+    return result["results"] if "results" in result else [result]
+
+
+def verdict(name: str, result: dict) -> dict:
+    """The three-state verdict over every seed in a result (one seed, or a `run_seeds` result),
+    recomputed from the raw series with today's checks."""
     mod = module(name)
-    return os.path.join(root, ".labs", name, f"{config_key(name, mod.VERSION, cfg)}.json")
+    return verdicts.judge(mod.CHECKS, per_seed_results(result), getattr(mod, "ILLUSTRATION", ""))
+
+
+def seed_list(cfg, n: int) -> list[int]:
+    """Seeds for n replicates: cfg.seed, then onwards. A lab that runs several seeds inside one
+    replicate (T5's `seeds`) steps by that many, so replicates never share a seed."""
+    stride = getattr(cfg, "seeds", 1) if isinstance(getattr(cfg, "seeds", 1), int) else 1
+    return [cfg.seed + i * stride for i in range(n)]
+
+
+def run_seeds(name: str, overrides: dict[str, Any] | None = None, seeds: int = 1, quick: bool = False,
+              progress=None) -> dict:
+    """Run the lab on `seeds` seeds, split over the lab's worker processes (each replicate then
+    runs its own pieces in one process), and judge them together."""
+    import time
+
+    cfg = config(name, overrides, quick)
+    if seeds == 1:
+        result = module(name).run(cfg, progress)
+        result["verdict"] = verdict(name, result)
+        return result
+    t0 = time.perf_counter()
+    seed_values = seed_list(cfg, seeds)
+    if progress:
+        progress(0.0, f"seeds: running {seeds} seeds ({', '.join(map(str, seed_values))})")
+
+    def done(seed, count):
+        if progress:
+            progress(count / seeds, f"seeds: {count} of {seeds} done (seed {seed})")
+
+    _warm_imports()
+    one = functools.partial(_one_seed, name=name, overrides=overrides or {}, quick=quick)
+    by_seed = fork_map(one, seed_values, min(lab_workers(), seeds), on_done=done)
+    results = [by_seed[s] for s in seed_values]
+    out = {"lab": name, "config": results[0]["config"], "seeds": seed_values, "results": results,
+           "runtime_s": round(time.perf_counter() - t0, 2)}
+    out["verdict"] = verdict(name, out)
+    return out
+
+
+def _one_seed(seed: int, name: str, overrides: dict, quick: bool) -> dict:
+    """One replicate, in its own forked process (module level: the pool pickles the function)."""
+    os.environ["RLHF_EXPLORER_LAB_WORKERS"] = "1"  # the replicates already fill the cores
+    return module(name).run(config(name, {**overrides, "seed": seed}, quick), None)
+
+
+def _warm_imports() -> None:
+    """Import the heavy libraries once before forking, so every replicate inherits them."""
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    import trl  # noqa: F401
+
+
+@functools.lru_cache(maxsize=None)
+def code_and_assets_hash(name: str) -> str:
+    """A hash of what a lab's result depends on besides its settings: the lab's module, the shared
+    lab support code and the embedded zoo assets. A cached result from older code or older models
+    gets another key, so it is never shown as current."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    from ..zoo import ASSETS
+
+    files = [os.path.join(here, f"{name}.py")]
+    files += sorted(os.path.join(here, "support", f) for f in os.listdir(os.path.join(here, "support"))
+                    if f.endswith(".py"))
+    for folder, _dirs, names in sorted(os.walk(ASSETS)):
+        files += sorted(os.path.join(folder, f) for f in names if f.endswith((".json", ".safetensors")))
+    digest = hashlib.sha1()
+    for path in files:
+        digest.update(os.path.relpath(path, os.path.dirname(here)).encode())
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def cache_path(root: str, name: str, cfg, seeds: int = 1) -> str:
+    """Where a finished result for this exact config and seed count is kept
+    (runs root/.labs/NAME/KEY.json); the key also covers the lab's code and the zoo assets."""
+    key = config_key(name, code_and_assets_hash(name), cfg, seeds)
+    return os.path.join(root, ".labs", name, f"{key}.json")
 
 
 def run_lab(name: str, quick: bool = False, as_json: bool = False, overrides: dict | None = None,
-            out: str | None = None, progress_file: str | None = None) -> int:
-    """The CLI: run a lab, print its JSON (or a summary), optionally write it to OUT. Exit 0 when the
-    lab ran (whether or not the shape was reproduced: that is a finding, reported in the output)."""
+            out: str | None = None, progress_file: str | None = None, seeds: int = 1) -> int:
+    """The CLI: run a lab on one or more seeds, print its JSON (or a summary), optionally write it
+    to OUT. Exit 0 when the lab ran, whatever its verdict (that is a finding, reported in the output)."""
     try:
-        cfg = config(name, overrides, quick)
+        config(name, overrides, quick)
+        if not 1 <= seeds <= 10:
+            raise ConfigError(f"--seeds must be between 1 and 10, got {seeds}")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -103,7 +199,7 @@ def run_lab(name: str, quick: bool = False, as_json: bool = False, overrides: di
             print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
     try:
-        result = module(name).run(cfg, progress)
+        result = run_seeds(name, overrides, seeds, quick, progress)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -113,17 +209,18 @@ def run_lab(name: str, quick: bool = False, as_json: bool = False, overrides: di
         traceback.print_exc()
         print(f"error: lab '{name}' failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    result["shape_problems"] = shape_problems(name, result)
+    for one in per_seed_results(result):
+        one["shape_problems"] = shape_problems(name, one)
     if out:
         write_json_atomic(out, result)
     if as_json:
         print(json.dumps(result))
     else:
         print(f"{name} ({LABS[name].takeaway}: {LABS[name].title}) in {result.get('runtime_s')} s")
-        for key, value in result.items():
-            if key in ("lab", "config", "timings", "shape_problems") or isinstance(value, dict):
+        first = per_seed_results(result)[0]
+        for key, value in first.items():
+            if key in ("lab", "config", "timings", "shape_problems", "verdict") or isinstance(value, dict):
                 continue
             print(f"  {key}: {value}")
-        print("  published shape: " + ("reproduced" if not result["shape_problems"]
-                                       else "NOT reproduced: " + "; ".join(result["shape_problems"])))
+        print(f"  verdict: {result['verdict']['summary']}")
     return 0

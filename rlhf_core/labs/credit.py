@@ -30,21 +30,17 @@ It needs TRL and several seconds of PPO, so it is its own cached lab rather than
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 
-from .common import Progress, knob, lab_scratch_dir, make_config, quiet_libraries, setup_torch
+from .support.common import Progress, LabConfig, knob, lab_scratch_dir, make_config, quiet_libraries, setup_torch
 
 NAME = "credit"
-VERSION = 1
 
 
-@dataclass
-class Config:
+class Config(LabConfig):
     ppo_steps: int = knob(6, "Steps of the short PPO run that trains the value model (0 = the value model "
                              "as initialised, policy = reference).", lo=0, hi=20)
     value_init: str = knob("learned-rm", "Where the value model starts: the reward model (InstructGPT's "
@@ -261,7 +257,7 @@ def run(cfg: Config, progress=None) -> dict:
     v_last = values[np.arange(len(values)), last]
     p(1.0, "done")
     return {
-        "lab": NAME, "config": dataclasses.asdict(cfg),
+        "lab": NAME, "config": cfg.model_dump(),
         "samples": samples,
         "gamma": cfg.gamma, "lam": cfg.lam, "kl_coef": cfg.kl_coef, "value_init": cfg.value_init,
         "ppo_history": history,
@@ -294,26 +290,20 @@ def credit_view(prompts: int = 4, group_size: int = 4, seed: int = 0, progress=N
     return run(cfg, progress)
 
 
-def shape_problems(result: dict) -> list[str]:
-    """What the view must show: every token has a value and a GAE advantage; PPO's advantages vary
-    along a completion; GRPO's and RLOO's are one number per completion that average to ~0 per group."""
-    problems = []
-    samples = result["samples"]
-    for s in samples:
-        n = len(s["tokens"])
-        if not (len(s["values"]) == len(s["gae"]) == len(s["rewards"]) == n and n > 0):
-            problems.append(f"completion {samples.index(s)}: {n} tokens but {len(s['values'])} values and "
-                            f"{len(s['gae'])} advantages")
-            break
-    groups: dict[int, list[dict]] = {}
-    for s in samples:
-        groups.setdefault(s["group"], []).append(s)
-    for g, members in groups.items():
-        grpo_sum = sum(m["grpo"] for m in members)
-        rloo_sum = sum(m["rloo"] for m in members)
-        if abs(grpo_sum) > 1e-2 * len(members) or abs(rloo_sum) > 1e-2 * len(members):
-            problems.append(f"group {g}: GRPO/RLOO advantages should sum to ~0, got {grpo_sum:.3f} / {rloo_sum:.3f}")
-    if not result["summary"]["gae_within_completion_std"] > 0.01:
-        problems.append("PPO's GAE advantages should vary along a completion (per-token credit), but they are "
-                        f"flat (mean within-completion std {result['summary']['gae_within_completion_std']})")
-    return problems
+# What this lab shows holds by construction: GAE gives every token its own advantage once a critic
+# exists, and GRPO's and RLOO's advantages are one number per completion that sum to zero per group
+# (identities of their formulas, kept as test assertions). The critic's explained variance is a
+# finding of the run, reported on the page, not a published shape.
+NOT_CHECKS = [
+    "every completion token has a value and a GAE advantage: bookkeeping of the lab's own arrays;",
+    "GRPO's and RLOO's advantages sum to zero within a group: an identity of their formulas;",
+    "PPO's GAE advantages vary along a completion: true of GAE with any critic that is not constant.",
+]
+CHECKS: list = []
+ILLUSTRATION = ("a view of per-token credit (PPO's GAE from a real TRL run beside GRPO's and RLOO's one number "
+                "per completion); what it shows holds by construction, so there is nothing here to reproduce")
+
+
+def headline(result: dict) -> str:
+    return (f"critic explained variance {result['summary']['value_explained_variance_last']:.2f}; "
+            f"per-token GAE std within a completion {result['summary']['gae_within_completion_std']:.2f}")

@@ -13,24 +13,21 @@ trained on fewer labels peak earlier (at smaller d).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import statistics
-from dataclasses import dataclass
 
-from . import imdb
-from .common import Progress, fit_two_terms, fork_map, knob, lab_workers
+from .support import imdb
+from .support.common import Progress, fit_two_terms, fork_map, LabConfig, knob, lab_workers
+from .support.verdict import Check
 
 NAME = "overoptimization"
-VERSION = 1
 
 
 
-@dataclass
-class Config:
-    labels: list = knob([50, 300], "Gold labels each proxy reward model is trained on.", lo=10, hi=1000)
-    betas: list = knob([0.0], "KL coefficients beta to run for each proxy.", lo=0.0, hi=1.0)
+class Config(LabConfig):
+    labels: list[int] = knob([50, 300], "Gold labels each proxy reward model is trained on.", lo=10, hi=1000)
+    betas: list[float] = knob([0.0], "KL coefficients beta to run for each proxy.", lo=0.0, hi=1.0)
     rl_steps: int = knob(12, "GRPO steps per run (16 completions each).", lo=5, hi=60)
     learning_rate: float = knob(1e-3, "RL learning rate: high, to travel far from the start quickly.",
                                 lo=1e-5, hi=3e-3)
@@ -69,13 +66,14 @@ def _label_budget(n: int, cfg: Config) -> list[dict]:
     proxy_acc = imdb.pair_accuracy(proxy, _SHARED["held"])
     out = []
     for beta in cfg.betas:
-        series = {"step": [], "sqrt_kl": [], "proxy": [], "gold": []}
+        series = {"step": [], "sqrt_kl": [], "proxy": [], "proxy_sem": [], "gold": [], "gold_sem": []}
 
         def on_step(step, metrics, roll, series=series, beta=beta):
             series["step"].append(step)
             series["sqrt_kl"].append(math.sqrt(max(0.0, metrics["kl"] or 0.0)))
-            series["proxy"].append(metrics["reward"])
-            series["gold"].append(statistics.fmean(gold(roll.completions)))
+            for key, scores in (("proxy", proxy(roll.completions)), ("gold", gold(roll.completions))):
+                series[key].append(statistics.fmean(scores))
+                series[f"{key}_sem"].append(statistics.stdev(scores) / math.sqrt(len(scores)))
 
         imdb.train_grpo(imdb.fresh_copy(base), tok, proxy, f"proxy-{n}", steps=cfg.rl_steps, kl_coef=beta,
                         learning_rate=cfg.learning_rate, seed=cfg.seed, prompts=_SHARED["prompts"], on_step=on_step)
@@ -105,7 +103,7 @@ def run(cfg: Config, progress=None) -> dict:
     _SHARED.clear()
     runs_out = [r for n in labels for r in by_labels[n]]
     p(1.0, "done")
-    return {"lab": NAME, "config": dataclasses.asdict(cfg), "runs": runs_out, "workers": workers,
+    return {"lab": NAME, "config": cfg.model_dump(), "runs": runs_out, "workers": workers,
             "runtime_s": round(p.elapsed(), 2), "timings": p.timings}
 
 
@@ -121,24 +119,80 @@ def peak(run: dict) -> dict:
             "final_sqrt_kl": run["sqrt_kl"][-1]}
 
 
-def shape_problems(result: dict) -> list[str]:
-    """Gao et al.: the proxy keeps climbing; the gold reward of the smallest-label proxy run peaks
-    and then falls; and fewer labels peak no later than more labels."""
-    problems = []
-    runs = [r for r in result["runs"] if r["beta"] == min(x["beta"] for x in result["runs"])]
-    for r in runs:
+def _leashless_runs(result: dict) -> list[dict]:
+    """The runs at the smallest beta: the walk away from the start is longest there."""
+    lowest = min(x["beta"] for x in result["runs"])
+    return [r for r in result["runs"] if r["beta"] == lowest]
+
+
+def _proxy_rises(result: dict) -> str | None:
+    seen = []
+    for r in _leashless_runs(result):
         proxy = _smooth(r["proxy"])
         if not proxy[-1] > proxy[0]:
-            problems.append(f"the proxy reward should rise under RL (labels {r['labels']}): "
-                            f"{proxy[0]:.2f} -> {proxy[-1]:.2f}")
-    small = min(runs, key=lambda r: r["labels"])
-    pk = peak(small)
-    spread = statistics.pstdev(small["gold"]) or 1.0
-    if not (pk["index"] < len(small["gold"]) - 1 and pk["drop"] > 0.25 * spread):
-        problems.append(f"with {small['labels']} labels the gold reward should peak and then fall "
-                        f"(peak at step {pk['index']}, fell by {pk['drop']:.2f})")
-    large = max(runs, key=lambda r: r["labels"])
-    if large is not small and not peak(small)["sqrt_kl"] <= peak(large)["sqrt_kl"] + 0.5:
-        problems.append(f"fewer labels should peak earlier: d={peak(small)['sqrt_kl']:.2f} with {small['labels']} "
-                        f"labels vs d={peak(large)['sqrt_kl']:.2f} with {large['labels']}")
-    return problems
+            seen.append(f"with {r['labels']} labels the proxy went {proxy[0]:.2f} -> {proxy[-1]:.2f}")
+    return "; ".join(seen) or None
+
+
+def late_fall(run: dict) -> dict:
+    """Gold reward of the middle third of the steps minus that of the last third (each the mean of
+    its steps' means), with the 95 % interval from every step's standard error. Over-optimisation
+    shows as a fall above 0; a gold reward that keeps rising, or only wobbles, shows none."""
+    n = len(run["gold"]) // 3
+    middle, last = slice(n, 2 * n), slice(len(run["gold"]) - n, None)
+
+    def window(s):
+        means, sems = run["gold"][s], run["gold_sem"][s]
+        return statistics.fmean(means), math.sqrt(sum(x * x for x in sems)) / len(sems)
+
+    (m_mid, s_mid), (m_last, s_last) = window(middle), window(last)
+    half = 1.96 * math.hypot(s_mid, s_last)
+    return {"fall": m_mid - m_last, "low": m_mid - m_last - half, "high": m_mid - m_last + half, "steps": n}
+
+
+def _gold_peaks_and_falls(result: dict) -> str | None:
+    small = min(_leashless_runs(result), key=lambda r: r["labels"])
+    f = late_fall(small)
+    if f["low"] > 0:
+        return None
+    return (f"with {small['labels']} labels the gold reward of the last {f['steps']} steps was {f['fall']:.2f} below "
+            f"that of the {f['steps']} before, 95 % interval [{f['low']:+.2f}, {f['high']:+.2f}] (a fall needs it "
+            f"above 0)")
+
+
+def _fewer_labels_peak_earlier(result: dict) -> str | None:
+    runs = _leashless_runs(result)
+    small, large = min(runs, key=lambda r: r["labels"]), max(runs, key=lambda r: r["labels"])
+    if small is large:
+        return "needs two label budgets"
+    d_small, d_large = peak(small)["sqrt_kl"], peak(large)["sqrt_kl"]
+    if d_small < d_large:
+        return None
+    return (f"the gold reward peaked at d = {d_small:.2f} with {small['labels']} labels and at d = {d_large:.2f} "
+            f"with {large['labels']}")
+
+
+CHECKS = [
+    Check("proxy_rises", "Under RL the proxy reward keeps rising (smoothed, last step above the first) for every "
+          "label budget.", "Gao et al. 2022, Fig. 1 and 2 (proxy curves)",
+          "RL that does not learn leaves the proxy flat; test: each proxy series reversed.", _proxy_rises),
+    Check("gold_peaks_and_falls", "The gold reward of the policy optimised against the fewest-label proxy rises, "
+          "then falls: its last third of the steps scores below its middle third, by more than the 95 % noise of "
+          "the per-step means.",
+          "Gao et al. 2022, Fig. 1b and Sec. 3: over-optimisation",
+          "An optimiser of a good enough proxy, or of the judge itself, never sees the judge fall; test: the "
+          "gold series replaced by the proxy's own (a proxy that is its own judge).", _gold_peaks_and_falls),
+    Check("fewer_labels_peak_earlier", "The proxy trained on fewer labels over-optimises sooner: its gold reward "
+          "peaks at a smaller d = √KL than the proxy with the most labels.",
+          "Gao et al. 2022, Fig. 3 and 6: larger reward-model data peaks later",
+          "Label budgets that make no difference peak in either order; test: the two runs' gold series swapped.",
+          _fewer_labels_peak_earlier),
+]
+
+
+def headline(result: dict) -> str:
+    parts = []
+    for r in _leashless_runs(result):
+        pk = peak(r)
+        parts.append(f"{r['labels']} labels: gold peaks at d = {pk['sqrt_kl']:.1f}, falls {pk['drop']:.2f}")
+    return "; ".join(parts)

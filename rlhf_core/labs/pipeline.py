@@ -12,26 +12,25 @@ Stages here, on the IMDB policy:
 3. preference pairs: (positive, negative) review endings, labelled by the IMDB star ratings;
 4. reward model: `learned-rm` (RewardTrainer on 5,000 pairs) or, with `rm_pairs > 0`, one trained here;
 5. online RL: GRPO (the playground's engine) from the SFT policy against that reward model.
-Then base, SFT and RLHF policies are compared on held-out prompts by the held-out *gold* reward
-(`gold-rm`, trained on all 11,250 pairs, never optimised against) and by KL from the base model.
-Expected (Stiennon et al. 2020; Ouyang et al. 2022): RLHF >= SFT on the gold reward.
+Then base, SFT and RLHF policies are compared on held-out prompts by the independent *gold* judge
+(`gold-rm`: its own half of the training reviews, disjoint from the reward model's, its own seed
+and initialisation; never optimised against) and by KL from the base model. Every policy answers
+the same prompts, so each comparison is paired by prompt, with a 95 % confidence interval.
+Expected (Stiennon et al. 2020; Ouyang et al. 2022): SFT beats the base model, and RLHF beats SFT.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
-from dataclasses import dataclass
 
-from . import imdb
-from .common import Progress, knob, lab_scratch_dir
+from .support import imdb
+from .support.common import Progress, LabConfig, knob, lab_scratch_dir, paired_ci
+from .support.verdict import Check
 
 NAME = "pipeline"
-VERSION = 1
 
 
-@dataclass
-class Config:
+class Config(LabConfig):
     rl_steps: int = knob(25, "Online RL steps (GRPO, 16 completions each) against the reward model.", lo=5, hi=48)
     kl_coef: float = knob(0.05, "beta: KL penalty to the SFT policy during RL.", lo=0.0, hi=1.0)
     learning_rate: float = knob(3e-4, "RL learning rate.", lo=1e-5, hi=3e-3)
@@ -39,15 +38,16 @@ class Config:
                           lo=0, hi=640)
     rm_pairs: int = knob(0, "0 = the embedded reward model (5,000 pairs); N = train one here on N pairs.",
                          lo=0, hi=600)
-    eval_prompts: int = knob(16, "Held-out prompts for the comparison.", lo=4, hi=48, advanced=True)
-    samples_per_prompt: int = knob(6, "Completions per prompt and policy in the comparison.", lo=1, hi=8,
+    eval_prompts: int = knob(48, "Held-out prompts for the comparison (paired: every policy answers each).",
+                             lo=8, hi=96, advanced=True)
+    samples_per_prompt: int = knob(8, "Completions per prompt and policy in the comparison.", lo=1, hi=16,
                                    advanced=True)
     seed: int = knob(0, "Seed for data, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
     threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
 
 
 QUICK = {"rl_steps": 20}
-LARGEST = {"rl_steps": 48, "sft_demos": 640, "rm_pairs": 600, "eval_prompts": 48, "samples_per_prompt": 8}
+LARGEST = {"rl_steps": 48, "sft_demos": 640, "rm_pairs": 600, "eval_prompts": 96, "samples_per_prompt": 16}
 
 
 def _sft(tok, demos: list[str], seed: int):
@@ -137,8 +137,11 @@ def run(cfg: Config, progress=None) -> dict:
         gold_scores = imdb.batched(gold, comps)
         proxy_scores = imdb.batched(proxy, comps)
         kls = imdb.sequence_kl(model, base, tok, flat_prompts, comps) if name != "base" else [0.0] * len(comps)
+        per_prompt = [statistics.fmean(gold_scores[i:i + cfg.samples_per_prompt])
+                      for i in range(0, len(gold_scores), cfg.samples_per_prompt)]
         policies[name] = {
             "gold": statistics.fmean(gold_scores),
+            "gold_per_prompt": [round(g, 4) for g in per_prompt],
             "gold_sem": statistics.pstdev(gold_scores) / len(gold_scores) ** 0.5,
             "proxy": statistics.fmean(proxy_scores),
             "kl": statistics.fmean(kls),
@@ -146,19 +149,43 @@ def run(cfg: Config, progress=None) -> dict:
         samples[name] = [{"prompt": q, "completion": c, "gold": round(g, 3)}
                          for q, c, g in list(zip(flat_prompts, comps, gold_scores))[::cfg.samples_per_prompt][:6]]
     p(1.0, "done")
-    return {"lab": NAME, "config": dataclasses.asdict(cfg), "policies": policies, "samples": samples,
+    return {"lab": NAME, "config": cfg.model_dump(), "policies": policies, "samples": samples,
             "stages": stages, "runtime_s": round(p.elapsed(), 2), "timings": p.timings}
 
 
-def shape_problems(result: dict) -> list[str]:
-    """Stiennon/InstructGPT: RLHF >= SFT on the held-out gold reward, and RL raises the reward
-    model's own score. (SFT vs base is shown but not required: with ~100 samples per policy their
-    gap is within the sampling noise of the gold judge.)"""
+def _gain(result: dict, better: str, worse: str) -> dict:
+    """Gold gain of one policy over another, paired by held-out prompt, with its 95 % interval."""
     pol = result["policies"]
-    problems = []
-    if not pol["rlhf"]["gold"] >= pol["sft"]["gold"]:
-        problems.append(f"RLHF should score at least SFT on the gold reward: {pol['rlhf']['gold']:.3f} "
-                        f"vs {pol['sft']['gold']:.3f}")
-    if not pol["rlhf"]["proxy"] > pol["sft"]["proxy"]:
-        problems.append("RL should raise the reward model's own score above SFT's")
-    return problems
+    return paired_ci(pol[better]["gold_per_prompt"], pol[worse]["gold_per_prompt"])
+
+
+def _beats(better: str, worse: str):
+    def test(result: dict) -> str | None:
+        g = _gain(result, better, worse)
+        if g["low"] > 0:
+            return None
+        return (f"{better} vs {worse} on the gold judge: {g['mean']:+.3f}, 95 % interval "
+                f"[{g['low']:+.3f}, {g['high']:+.3f}] over {g['n']} prompts (not above 0)")
+    return test
+
+
+CHECKS = [
+    Check("sft_beats_base", "Behaviour cloning on demonstrations moves the policy towards what the judge rewards: "
+          "SFT scores above the base model on the gold judge (95 % interval of the paired gain above 0).",
+          "Ouyang et al. 2022 (InstructGPT), Fig. 1: SFT above the pretrained model",
+          "The demonstrations may not carry what the judge rewards, or too few prompts resolve the gap; "
+          "test: the base and SFT scores shuffled between the two policies per prompt.",
+          _beats("sft", "base")),
+    Check("rlhf_beats_sft", "Online RL against a reward model learnt from preference pairs beats SFT on the "
+          "independent gold judge (95 % interval of the paired gain above 0).",
+          "Stiennon et al. 2020, Fig. 1; Ouyang et al. 2022, Fig. 1",
+          "RL can over-optimise an imperfect proxy (T3): the judge then sees no gain, or a loss; test: the SFT "
+          "and RLHF scores shuffled between the two policies per prompt.",
+          _beats("rlhf", "sft")),
+]
+
+
+def headline(result: dict) -> str:
+    pol = result["policies"]
+    return (f"gold: base {pol['base']['gold']:+.2f}, SFT {pol['sft']['gold']:+.2f}, RLHF {pol['rlhf']['gold']:+.2f}; "
+            f"KL from base {pol['sft']['kl']:.1f} / {pol['rlhf']['kl']:.1f} nats")

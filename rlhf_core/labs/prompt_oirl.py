@@ -19,16 +19,15 @@ the per-query oracle (the best prompt in hindsight on the evaluation samples, an
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import math
 
 import numpy as np
 
-from . import imdb
-from .common import Progress, knob
+from .support import imdb
+from .support.common import Progress, LabConfig, knob, paired_ci
+from .support.verdict import Check
 
 NAME = "prompt_oirl"
-VERSION = 1
 
 ANSWER_TOKENS = 12  # short answers: the closing line of a review, and a cheap sample
 
@@ -37,10 +36,10 @@ PROMPTS = ["{q}", "{q} In short, I loved", "{q} In short, I hated", "{q} To be h
            "{q} Overall, a great", "{q} Overall, a boring"]
 
 
-@dataclass
-class Config:
+class Config(LabConfig):
     train_queries: int = knob(64, "Queries in the offline logs.", lo=8, hi=256)
-    test_queries: int = knob(32, "Held-out queries the prompt is chosen for.", lo=8, hi=128)
+    test_queries: int = knob(128, "Held-out queries the prompt is chosen for (enough to resolve the paired gain).",
+                             lo=8, hi=128)
     prompts: int = knob(4, "How many of the candidate prompt templates to use.", lo=2, hi=len(PROMPTS))
     log_samples: int = knob(4, "Completions logged per (query, prompt).", lo=1, hi=8)
     eval_samples: int = knob(4, "Completions per (held-out query, prompt) to measure the choices.", lo=1, hi=8)
@@ -60,7 +59,7 @@ class Config:
                               "6,000 (about a minute on 2 cores)")
 
 
-QUICK = {"train_queries": 48, "test_queries": 24}
+QUICK = {"train_queries": 48}  # the held-out queries stay at 128: fewer cannot resolve the paired gain
 LARGEST = {"train_queries": 256, "test_queries": 128, "prompts": 6, "log_samples": 2, "eval_samples": 3}
 
 
@@ -150,22 +149,71 @@ def run(cfg: Config, progress=None) -> dict:
         "choice_accuracy": float((choice == held.argmax(1)).mean()),
         "predicted_vs_measured_corr": float(np.corrcoef(predicted.ravel(), held.ravel())[0, 1]),
         "policy_calls_to_choose": 0,
+        # the raw matrices [held-out query, prompt] the verdict is computed from
+        "measured": np.round(held, 4).tolist(),
+        "predicted": np.round(predicted, 4).tolist(),
+        "best_single_index": best_single_idx,
     }
     p(1.0, "done")
-    return {"lab": NAME, "config": dataclasses.asdict(cfg), **result,
+    return {"lab": NAME, "config": cfg.model_dump(), **result,
             "runtime_s": round(p.elapsed(), 2), "timings": p.timings}
 
 
-def shape_problems(result: dict) -> list[str]:
-    """Prompt-OIRL: the query-dependent choice beats the best single prompt and stays below the
-    oracle; the offline reward model's predictions track the measured rewards."""
-    problems = []
-    if not result["oirl"] > result["best_single"]:
-        problems.append(f"Prompt-OIRL should beat the best single prompt: {result['oirl']:.3f} vs "
-                        f"{result['best_single']:.3f}")
-    if not result["oracle"] >= result["oirl"]:
-        problems.append("the oracle is an upper bound and should not be beaten")
-    if not result["predicted_vs_measured_corr"] > 0:
-        problems.append("the offline reward model's predictions should correlate with measured rewards")
-    return problems
+def _oirl_gain(result: dict) -> dict:
+    """Per held-out query: the measured reward of the prompt the offline model picks, minus that of
+    the best single prompt (chosen on the logs); paired over queries."""
+    measured, predicted = np.asarray(result["measured"]), np.asarray(result["predicted"])
+    rows = np.arange(len(measured))
+    picked = measured[rows, predicted.argmax(1)]
+    single = measured[:, result["best_single_index"]]
+    return paired_ci(picked.tolist(), single.tolist())
 
+
+def _beats_best_single(result: dict) -> str | None:
+    g = _oirl_gain(result)
+    if g["low"] > 0:
+        return None
+    return (f"Prompt-OIRL minus the best single prompt: {g['mean']:+.3f}, 95 % interval [{g['low']:+.3f}, "
+            f"{g['high']:+.3f}] over {g['n']} held-out queries (not above 0)")
+
+
+def query_correlation(result: dict) -> tuple[float, int]:
+    """Correlation of predicted and measured rewards across held-out queries, within each prompt
+    (both centred per prompt): how well the offline model tells which queries a prompt suits, apart
+    from which prompt is best on average. Returns (r, number of values)."""
+    measured, predicted = np.asarray(result["measured"]), np.asarray(result["predicted"])
+    m = (measured - measured.mean(0)).ravel()
+    q = (predicted - predicted.mean(0)).ravel()
+    return float(np.corrcoef(q, m)[0, 1]), m.size
+
+
+def _tracks_measured(result: dict) -> str | None:
+    r, n = query_correlation(result)
+    # Fisher's z interval; n - 3 - (prompts) for the per-prompt centring
+    dof = max(1, n - 3 - len(result["measured"][0]))
+    low = math.tanh(math.atanh(max(-0.999999, min(0.999999, r))) - 1.96 / math.sqrt(dof))
+    if low > 0:
+        return None
+    return (f"within-prompt correlation of predicted and measured rewards {r:.2f}, 95 % interval from "
+            f"{low:.2f} (not above 0)")
+
+
+NOT_CHECKS = ["the oracle is never beaten by Prompt-OIRL: both are read from the same matrix of measured rewards."]
+CHECKS = [
+    Check("oirl_beats_best_single", "Choosing a prompt per query with a reward model learnt from offline logs beats "
+          "the best single prompt on held-out queries (paired 95 % interval above 0), with no policy calls.",
+          "Sun et al. 2023, Prompt-OIRL (ICLR 2024), Tables 1-2",
+          "The query may carry no hint of which prompt suits it, or the offline model may not learn it; test: the "
+          "offline model's predictions shuffled across queries.",
+          _beats_best_single),
+    Check("predictions_track_queries", "The offline reward model tells which held-out queries a prompt suits: its "
+          "predictions correlate with the measured rewards within each prompt (95 % interval above 0).",
+          "Sun et al. 2023, Prompt-OIRL, Sec. 4: the learnt reward model as a proxy of prompt quality",
+          "A model fitted to noise predicts nothing; test: predictions shuffled across queries.",
+          _tracks_measured),
+]
+
+
+def headline(result: dict) -> str:
+    return (f"best single prompt {result['best_single']:+.2f}, Prompt-OIRL {result['oirl']:+.2f}, "
+            f"oracle {result['oracle']:+.2f}; correlation {result['predicted_vs_measured_corr']:.2f}")

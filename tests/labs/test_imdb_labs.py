@@ -1,13 +1,12 @@
-"""T1 and T3 labs on the IMDB models: seed-fixed --quick runs must show the published shapes, and
-each shape check must be able to fail on data without that shape."""
+"""T1 and T3 labs on the IMDB models: what their results hold (their verdicts and the mutation
+tests of every check are in test_verdicts.py), and the facts that hold by construction."""
 
-import copy
 import math
 
 import pytest
 
 from rlhf_core import labs
-from rlhf_core.labs import best_of_n, overoptimization, pipeline, prompt_oirl, rm_curve
+from rlhf_core.labs import best_of_n, overoptimization, prompt_oirl
 
 
 def test_pipeline_rlhf_beats_sft_on_the_gold_reward(quick_result):
@@ -16,21 +15,18 @@ def test_pipeline_rlhf_beats_sft_on_the_gold_reward(quick_result):
     assert set(pol) == {"base", "sft", "rlhf"}
     for name in pol:
         assert {"gold", "kl"} <= set(pol[name])
-    assert pipeline.shape_problems(r) == []
     assert pol["rlhf"]["kl"] > pol["sft"]["kl"] > 0  # RL bought its gain with distance from the base
+    assert pol["rlhf"]["proxy"] > pol["sft"]["proxy"]  # RL raised the reward model's own score
+    for name in pol:
+        assert len(pol[name]["gold_per_prompt"]) == r["config"]["eval_prompts"]
     assert len(r["samples"]["rlhf"]) > 0 and r["stages"]["rl"]["curve"]["step"][-1] == r["config"]["rl_steps"]
-    worse = copy.deepcopy(r)
-    worse["policies"]["rlhf"]["gold"] = worse["policies"]["sft"]["gold"] - 1
-    assert pipeline.shape_problems(worse)
 
 
 def test_rm_curve_accuracy_rises_with_labels(quick_result):
     r = quick_result("rm_curve")
     assert len(r["labels"]) == len(r["accuracy"]) >= 3
     assert all(0 <= a <= 1 for a in r["accuracy"])
-    assert rm_curve.shape_problems(r) == []
-    flat = dict(r, accuracy=[0.55] * len(r["labels"]), fit={"a": 0.55, "b": 0.0, "r2": 0.0})
-    assert rm_curve.shape_problems(flat)
+    assert r["fit"]["b"] > 0
 
 
 def test_overoptimization_gold_peaks_and_falls_while_proxy_rises(quick_result):
@@ -40,20 +36,18 @@ def test_overoptimization_gold_peaks_and_falls_while_proxy_rises(quick_result):
         assert {"beta", "labels", "sqrt_kl", "proxy", "gold"} <= set(run)
         assert len(run["sqrt_kl"]) == len(run["proxy"]) == len(run["gold"]) == r["config"]["rl_steps"]
         assert all(x >= 0 and math.isfinite(x) for x in run["sqrt_kl"])
-    assert overoptimization.shape_problems(r) == []
-    honest = copy.deepcopy(r)  # a gold reward that keeps rising is not over-optimisation
-    for run in honest["runs"]:
-        run["gold"] = sorted(run["gold"])
-    assert overoptimization.shape_problems(honest)
+    assert overoptimization.peak(r["runs"][0])["index"] < len(r["runs"][0]["gold"])
 
 
-def test_best_of_n_proxy_gain_outruns_gold_gain(quick_result):
+def test_best_of_n_curves_come_from_the_stored_scores(quick_result):
     r = quick_result("best_of_n")
     assert len(r["n"]) == len(r["sqrt_kl"]) == len(r["proxy"]) == len(r["gold"])
     assert r["sqrt_kl"][0] == 0 and r["n"][0] == 1
-    assert best_of_n.shape_problems(r) == []
-    aligned = dict(r, gold=[g * 10 for g in r["proxy"]], gold_std=r["proxy_std"])
-    assert best_of_n.shape_problems(aligned)
+    assert len(r["scores"]["proxy"]) == r["config"]["prompts"]
+    assert all(len(row) == r["config"]["max_n"] for row in r["scores"]["gold"])
+    assert best_of_n.curves(r)["gold"] == pytest.approx(r["gold"])
+    # facts of the estimator, not findings: the proxy's expected best never falls as n grows
+    assert all(b >= a - 1e-9 for a, b in zip(r["proxy"], r["proxy"][1:]))
 
 
 def test_best_of_n_estimator_matches_brute_force():
@@ -74,8 +68,11 @@ def test_prompt_oirl_beats_the_best_single_prompt(quick_result):
     for key in ("best_single", "oirl", "oracle"):
         assert math.isfinite(r[key])
     assert r["policy_calls_to_choose"] == 0
-    assert prompt_oirl.shape_problems(r) == []
-    assert prompt_oirl.shape_problems(dict(r, oirl=r["best_single"] - 0.1))
+    assert r["oracle"] >= r["oirl"]  # by construction: both read the same measured matrix
+    n_prompts = r["config"]["prompts"]
+    assert len(r["measured"]) == len(r["predicted"]) == r["config"]["test_queries"]
+    assert all(len(row) == n_prompts for row in r["measured"])
+    assert prompt_oirl.query_correlation(r)[1] == r["config"]["test_queries"] * n_prompts
 
 
 def test_labs_reject_settings_over_budget_or_out_of_range():

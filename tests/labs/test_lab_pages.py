@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from rlhf_core import labs
 from rlhf_core.labs import cache_path
-from rlhf_core.labs.common import write_json_atomic
+from rlhf_core.labs.support.common import write_json_atomic
 
 from ..conftest import ROOT
 
@@ -45,16 +45,30 @@ def test_lab_page_renders_without_a_result(app, page):
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_lab_page_draws_a_cached_result(app, page, runs_root, quick_result):
     for name in PAGES[page]:
-        result = dict(quick_result(name))
-        result["shape_problems"] = labs.shape_problems(name, result)
-        write_json_atomic(cache_path(runs_root, name, labs.config(name)), result)
+        write_json_atomic(cache_path(runs_root, name, labs.config(name)), dict(quick_result(name)))
     app.run()
     app.switch_page(page).run()
     _no_exceptions(app)
     assert not app.error, [e.value for e in app.error]
-    assert len(app.success) == len(PAGES[page])  # the verdict: shape reproduced
+    states = [labs.verdict(name, quick_result(name))["state"] for name in PAGES[page]]
+    # green only for a reproduced shape; an illustration is information; not reproduced is a warning
+    assert len(app.success) == states.count("reproduced")
+    assert len(app.warning) == states.count("not reproduced")
     for name in PAGES[page]:
         assert app.button(key=f"run-{name}").label == "Re-run"
+
+
+def test_lab_page_shows_k_of_n_for_a_cached_multi_seed_result(app, runs_root, quick_seeds):
+    result = quick_seeds("compounding_error")
+    write_json_atomic(cache_path(runs_root, "compounding_error", labs.config("compounding_error"), seeds=3), result)
+    app.run()
+    app.switch_page("pages/lab_t2.py").run()
+    app.selectbox(key="seeds-compounding_error").set_value(3).run()
+    _no_exceptions(app)
+    v = labs.verdict("compounding_error", result)
+    shown = " ".join(x.value for x in [*app.success, *app.warning])
+    assert f"{v['k']} of {v['n']}" in shown
+    assert sum(f"seed {s}" in c.value for c in app.caption for s in v["seeds"]) >= 2
 
 
 def test_bad_list_setting_is_reported_by_name(app):

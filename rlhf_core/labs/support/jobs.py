@@ -2,8 +2,9 @@
 
 The app never imports torch: it starts `python -m rlhf_core lab NAME --out RESULT --progress-file
 PROGRESS` in its own session at lowered priority and reads the files back. Files live in
-`<runs root>/.labs/<lab>/<key>.{json,progress.json,log,pid}`, where key hashes the lab, its result
-version and every setting; a finished result is reused for the same settings across restarts.
+`<runs root>/.labs/<lab>/<key>.{json,progress.json,log,pid}`, where key hashes the lab's code, the
+zoo assets, every setting and the seed count; a finished result is reused for the same settings
+across restarts, and never after the code or the models changed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from . import cache_path, config
+from .. import cache_path, config
 
 
 @dataclass
@@ -28,8 +29,8 @@ class LabJob:
     started: float | None = None
 
 
-def _paths(root: str, name: str, cfg) -> dict[str, str]:
-    result = cache_path(root, name, cfg)
+def _paths(root: str, name: str, cfg, seeds: int) -> dict[str, str]:
+    result = cache_path(root, name, cfg, seeds)
     stem = result[: -len(".json")]
     return {"result": result, "progress": stem + ".progress.json", "log": stem + ".log", "pid": stem + ".pid"}
 
@@ -56,9 +57,9 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
-def status(root: str, name: str, overrides: dict | None = None) -> LabJob:
+def status(root: str, name: str, overrides: dict | None = None, seeds: int = 1) -> LabJob:
     cfg = config(name, overrides)
-    p = _paths(root, name, cfg)
+    p = _paths(root, name, cfg, seeds)
     result = _read_json(p["result"])
     if result is not None:
         return LabJob("done", result=result, fraction=1.0)
@@ -78,19 +79,20 @@ def status(root: str, name: str, overrides: dict | None = None) -> LabJob:
     return LabJob("failed", error=(errors or lines or ["the lab process ended without a result"])[-1])
 
 
-def start(root: str, name: str, overrides: dict | None = None) -> LabJob:
+def start(root: str, name: str, overrides: dict | None = None, seeds: int = 1) -> LabJob:
     """Start the lab unless a result or a live job for these settings already exists."""
     cfg = config(name, overrides)  # raises ConfigError naming the field before anything starts
-    current = status(root, name, overrides)
+    current = status(root, name, overrides, seeds)
     if current.state in ("done", "running"):
         return current
-    p = _paths(root, name, cfg)
+    p = _paths(root, name, cfg, seeds)
     os.makedirs(os.path.dirname(p["result"]), exist_ok=True)
     for key in ("progress", "log"):
         if os.path.exists(p[key]):
             os.remove(p[key])
-    cmd = [sys.executable, "-m", "rlhf_core", "lab", name, "--out", p["result"], "--progress-file", p["progress"]]
-    for key, value in asdict(cfg).items():
+    cmd = [sys.executable, "-m", "rlhf_core", "lab", name, "--out", p["result"], "--progress-file", p["progress"],
+           "--seeds", str(seeds)]
+    for key, value in cfg.model_dump().items():
         cmd += ["--set", f"{key}={json.dumps(value)}"]
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
@@ -103,9 +105,9 @@ def start(root: str, name: str, overrides: dict | None = None) -> LabJob:
     return LabJob("running", message="starting", started=time.time())
 
 
-def forget(root: str, name: str, overrides: dict | None = None) -> None:
+def forget(root: str, name: str, overrides: dict | None = None, seeds: int = 1) -> None:
     """Drop a cached result (to re-run the same settings)."""
-    p = _paths(root, name, config(name, overrides))
+    p = _paths(root, name, config(name, overrides), seeds)
     for path in p.values():
         if os.path.exists(path):
             os.remove(path)

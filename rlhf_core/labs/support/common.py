@@ -1,14 +1,15 @@
 """What every lab shares: config fields with bounds, progress reporting, the result cache, fits.
 
-A lab is a module with a `Config` dataclass (every field documented through `knob(...)`), a `QUICK`
-dict of overrides for the test-sized run, a `LARGEST` dict (the heaviest settings the UI allows), `run(cfg, progress) -> dict` and
-`shape_problems(result) -> list[str]`, which states in code the published shape the lab must
-reproduce (empty list = reproduced). Pages, the CLI and the tests all use the same functions.
+A lab is a module with a `Config(LabConfig)` (every field documented through `knob(...)`), a `QUICK`
+dict of overrides for the test-sized run, a `LARGEST` dict (the heaviest settings the UI allows),
+`run(cfg, progress) -> dict` (the raw series), `CHECKS` (the falsifiable parts of the published
+shape, see `verdict.py`; empty for an illustration, which then says why in `ILLUSTRATION`) and
+`headline(result) -> str` (the figures quoted in the README's table). Pages, the CLI, the evidence
+script and the tests all use the same functions.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -16,87 +17,78 @@ import os
 import time
 from typing import Any, Callable
 
-from ..config import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ...config import ConfigError, finite_and_not_bool, format_validation_error
 
 ProgressFn = Callable[[float, str], None]
 
 
+class LabConfig(BaseModel):
+    """A lab's settings: validated by pydantic like `RunConfig`, from `knob()` fields. Besides
+    pydantic's own bounds, list settings check each item against the field's bounds and choices,
+    and `check()` holds a lab's cross-field budget rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _finite_numbers(cls, v: Any, info):
+        return finite_and_not_bool(cls, v, info.field_name)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _items_within_bounds(cls, v: Any, info):
+        extra = cls.model_fields[info.field_name].json_schema_extra or {}
+        for item in (v if isinstance(v, list) else [v]):
+            if extra.get("choices") is not None and item not in extra["choices"]:
+                raise ValueError(f"must be one of {extra['choices']}")
+            if isinstance(v, list) and extra.get("lo") is not None and item < extra["lo"]:
+                raise ValueError(f"must have every item ≥ {extra['lo']}")
+            if isinstance(v, list) and extra.get("hi") is not None and item > extra["hi"]:
+                raise ValueError(f"must have every item ≤ {extra['hi']}")
+        return v
+
+    def check(self) -> None:
+        """Cross-field rules (a lab's cost budget); raise ConfigError naming the field."""
+
+
 def knob(default, help: str, lo=None, hi=None, choices=None, advanced=False):
-    """A documented config field. `lo`/`hi`/`choices` bound user input (UI widgets and --set); the
-    costly fields' bounds are the lab's budget: each lab's LARGEST settings (all those maxima
-    together) run in <= 60 s on 2 cores. `advanced` fields sit behind an expander in the app."""
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "advanced": advanced}
+    """A documented lab setting. `lo`/`hi`/`choices` bound user input (UI widgets and --set; for a
+    list, every item); the costly fields' bounds are the lab's budget: each lab's LARGEST settings
+    (all those maxima together) run in <= 60 s on 2 cores. `advanced` fields sit behind an expander
+    in the app."""
+    extra = {"lo": lo, "hi": hi, "choices": choices, "advanced": advanced}
     if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+        return Field(default_factory=lambda: list(default), description=help, min_length=1, json_schema_extra=extra)
+    return Field(default, description=help, ge=lo, le=hi, json_schema_extra=extra)
+
+
+def _default(field):
+    return field.get_default(call_default_factory=True)
 
 
 def field_specs(config_cls) -> list[dict]:
     """Field name, default, type and bounds, for building widgets without knowing the lab."""
-    out = []
-    for f in dataclasses.fields(config_cls):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        out.append({"name": f.name, "default": default, "type": type(default).__name__, **f.metadata})
-    return out
-
-
-def _check_value(name: str, value, default, meta: dict):
-    """Coerce one value to the type of its default and check its bounds; the message names the field."""
-    kind = type(default)
-    if kind is list:
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ConfigError(f"{name}: expected a non-empty list, got {value!r}")
-        item_default = default[0] if default else 0
-        return [_check_value(name, v, item_default, meta) for v in value]
-    try:
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise TypeError
-            coerced = value
-        elif kind is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            coerced = int(value)
-        elif kind is float:
-            if isinstance(value, bool):
-                raise TypeError
-            coerced = float(value)
-        else:
-            coerced = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
-    if isinstance(coerced, float) and not math.isfinite(coerced):
-        raise ConfigError(f"{name}: must be a finite number, got {value!r}")
-    if meta.get("choices") is not None and coerced not in meta["choices"]:
-        raise ConfigError(f"{name}: must be one of {meta['choices']}, got {value!r}")
-    if meta.get("lo") is not None and coerced < meta["lo"]:
-        raise ConfigError(f"{name}: must be >= {meta['lo']}, got {value!r}")
-    if meta.get("hi") is not None and coerced > meta["hi"]:
-        raise ConfigError(f"{name}: must be <= {meta['hi']}, got {value!r}")
-    return coerced
+    return [{"name": name, "default": _default(f), "type": type(_default(f)).__name__, "help": f.description,
+             **(f.json_schema_extra or {})} for name, f in config_cls.model_fields.items()]
 
 
 def make_config(config_cls, overrides: dict[str, Any] | None = None, quick: dict | None = None):
     """Build a lab config from defaults, then the quick settings, then user overrides (checked)."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    values: dict[str, Any] = {}
-    for source in (quick or {}), (overrides or {}):
-        for name, value in source.items():
-            if name not in fields:
-                raise ConfigError(f"{name}: unknown setting (known: {', '.join(fields)})")
-            f = fields[name]
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            values[name] = _check_value(name, value, default, f.metadata)
-    cfg = config_cls(**values)
-    check = getattr(cfg, "check", None)
-    if check:
-        check()
+    values = {**(quick or {}), **(overrides or {})}
+    try:
+        cfg = config_cls(**values)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, known=list(config_cls.model_fields), what="setting")) from None
+    cfg.check()
     return cfg
 
 
-def config_key(lab: str, version: int, cfg) -> str:
-    """Cache key: the lab, its result-format version and every config value."""
-    blob = json.dumps({"lab": lab, "version": version, "config": dataclasses.asdict(cfg)}, sort_keys=True)
+def config_key(lab: str, code_hash: str, cfg, seeds: int = 1) -> str:
+    """Cache key: the lab, the hash of its code and assets, every config value and the seed count."""
+    blob = json.dumps({"lab": lab, "code": code_hash, "config": cfg.model_dump(), "seeds": seeds},
+                      sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -166,12 +158,12 @@ def fork_map(fn: Callable, items: list, workers: int, on_done: Callable[[Any, in
 
 
 def quiet_libraries() -> None:
-    from ..worker import _quiet_libraries
+    from ...worker import _quiet_libraries
 
     _quiet_libraries()
 
 
-# ---- fits: the reference curves drawn over the measured ones --------------------------------------
+# ---- least-squares fits of the published functional forms, drawn over the measured points --------------------------------------
 
 def fit_scaled(xs, ys, basis: Callable[[float], float]) -> float:
     """Least-squares c for y ~ c * basis(x) (a curve through the origin)."""
@@ -190,6 +182,16 @@ def fit_two_terms(xs, ys, f1: Callable[[float], float], f2: Callable[[float], fl
         return 0.0, 0.0
     sol, *_ = np.linalg.lstsq(A, y, rcond=None)
     return float(sol[0]), float(sol[1])
+
+
+def paired_ci(a, b, z: float = 1.96) -> dict:
+    """Mean of a - b over paired items (e.g. prompts) with its normal-approximation interval."""
+    import statistics
+
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = statistics.fmean(diffs)
+    sem = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else math.inf
+    return {"mean": mean, "low": mean - z * sem, "high": mean + z * sem, "n": len(diffs)}
 
 
 def r_squared(ys, preds) -> float:

@@ -1,4 +1,5 @@
-"""Plotly figures for the labs: measured series with the reference curve drawn over them.
+"""Plotly figures for the labs: measured series with least-squares fits of the published functional
+forms drawn over them (dashed). They are fits to the points measured here, not published curves.
 
 Kept apart from the experiments so that `rlhf_core.labs.<lab>` stays free of plotting imports."""
 
@@ -26,11 +27,11 @@ def compounding_error(result: dict) -> list[go.Figure]:
     f1 = go.Figure()
     f1.add_scatter(x=H, y=result["bc_mistakes"], name="behaviour cloning (measured)", line_color=COLORS["a"], **MEASURED)
     f1.add_scatter(x=dense, y=[fits["bc"]["c_quadratic"] * eps * t * t for t in dense], line_color=COLORS["a"],
-                   name=f"c·ε·T² (c={fits['bc']['c_quadratic']:.2f}, R²={fits['bc']['r2_quadratic']:.2f})", **REFERENCE)
+                   name=f"least-squares c·ε·T² (c={fits['bc']['c_quadratic']:.2f}, R²={fits['bc']['r2_quadratic']:.2f})", **REFERENCE)
     f1.add_scatter(x=H, y=result["online_mistakes"], name="online / DAgger (measured)", line_color=COLORS["b"],
                    **MEASURED)
     f1.add_scatter(x=dense, y=[fits["online"]["c_linear"] * eps * t for t in dense], line_color=COLORS["b"],
-                   name=f"c·ε·T (c={fits['online']['c_linear']:.2f}, R²={fits['online']['r2_linear']:.2f})", **REFERENCE)
+                   name=f"least-squares c·ε·T (c={fits['online']['c_linear']:.2f}, R²={fits['online']['r2_linear']:.2f})", **REFERENCE)
     _layout(f1, "Mistakes per sequence vs horizon T", "horizon T (tokens)", "mistakes per sequence")
 
     T = len(result["bc"]["first_mistake"]) - 1
@@ -82,7 +83,7 @@ def rm_curve(result: dict) -> go.Figure:
                     line=dict(color=COLORS["b"], dash="dot"), mode="lines+markers")
     xs = [labels[0] * (labels[-1] / labels[0]) ** (i / 40) for i in range(41)]
     fig.add_scatter(x=xs, y=[fit["a"] + fit["b"] * math.log(x) for x in xs], line_color=COLORS["b"],
-                    name=f"a + b·log n (b={fit['b']:.3f}, R²={fit['r2']:.2f})", **REFERENCE)
+                    name=f"least-squares a + b·log n (b={fit['b']:.3f}, R²={fit['r2']:.2f})", **REFERENCE)
     for e in result.get("embedded", []):
         if e.get("labels") and e.get("accuracy"):
             fig.add_scatter(x=[e["labels"]], y=[e["accuracy"]], mode="markers+text", text=[e["name"]],
@@ -109,7 +110,7 @@ def overoptimization(result: dict) -> list[go.Figure]:
                 top = max(r["sqrt_kl"]) or 1.0
                 ds = [top * j / 50 for j in range(1, 51)]
                 fig.add_scatter(x=ds, y=[base + d * (fit["alpha"] - fit["beta"] * math.log(d)) for d in ds],
-                                line_color=color, name=f"{name}: d(α − β log d)", **REFERENCE)
+                                line_color=color, name=f"{name}: least-squares d(α − β log d)", **REFERENCE)
         figs.append(_layout(fig, title, "d = √KL", f"{key} reward"))
     return figs
 
@@ -124,12 +125,14 @@ def best_of_n(result: dict, rl_runs: list[dict] | None = None) -> go.Figure:
                     name="best-of-n: proxy gain", line_color=COLORS["d"], **MEASURED)
     ds = [d[-1] * j / 50 for j in range(51)]
     fig.add_scatter(x=ds, y=[x * (fit["alpha"] - fit["beta"] * x) for x in ds], line_color=COLORS["c"],
-                    name=f"d(α − βd): α={fit['alpha']:.2f}, β={fit['beta']:.2f}", **REFERENCE)
+                    name=f"least-squares d(α − βd): α={fit['alpha']:.2f}, β={fit['beta']:.2f}", **REFERENCE)
     for r in rl_runs or []:
         fig.add_scatter(x=r["sqrt_kl"], y=[g - r["gold"][0] for g in r["gold"]], mode="markers",
                         marker=dict(symbol="x", color=COLORS["a"]), opacity=0.6,
                         name=f"RL, same proxy recipe ({r['labels']} labels, β={r['beta']}): gold gain")
-    return _layout(fig, "Best-of-n: gain over n=1 vs d = √(log n − (n−1)/n)", "d = √KL", "gain over n=1")
+    return _layout(fig, "Best-of-n: gain over n=1 vs d = √(log n − (n−1)/n)",
+                   "d = √(log n − (n−1)/n): an upper bound on √KL of best-of-n (Beirami et al. 2024)",
+                   "gain over n=1")
 
 
 def prompt_oirl(result: dict) -> list[go.Figure]:
@@ -165,13 +168,44 @@ STABILITY_COLORS = {"ppo_clipped": "#1f77b4", "ppo_unclipped": "#d62728", "ppo_s
                     "q_learning": "#9467bd"}
 
 
-def stability(result: dict) -> list[go.Figure]:
-    """T5: reward and KL per method (mean ± std over seeds, each seed faint), final reward per seed,
-    and the share of seeds that collapsed."""
+def stability(result: dict, rate_index: int | None = None) -> list[go.Figure]:
+    """T5: against the learning rate (log axis), each method's final reward (mean, every seed, × =
+    collapsed; a filled marker where the method works: no collapse and above the learning bar) and
+    the share of its seeds that collapsed; then, at one position of the grid (default: the largest
+    rate), reward and KL during training (mean ± std over seeds, each seed faint)."""
     import numpy as np
 
     steps, methods = result["steps"], result["methods"]
-    figs = []
+    seeds = result["seeds"]
+    finals = go.Figure()
+    share = go.Figure()
+    for name, data in methods.items():
+        color = STABILITY_COLORS.get(name, "gray")
+        rates, works = data["learning_rates"], data.get("works", [True] * len(data["learning_rates"]))
+        for lr, f, c in zip(rates, data["final_reward"], data["collapsed"]):
+            finals.add_scatter(x=[lr] * len(f), y=f, mode="markers", showlegend=False, opacity=0.45,
+                               marker=dict(color=color, size=8, symbol=["x" if x else "circle" for x in c]),
+                               text=[f"{name}, seed {i + 1}{' (collapsed)' if x else ''}" for i, x in enumerate(c)],
+                               hoverinfo="text+y")
+        finals.add_scatter(x=rates, y=data["mean_final_reward"], name=name, mode="lines+markers", line_color=color,
+                           marker=dict(size=12, symbol=["circle" if w else "circle-open" for w in works],
+                                       line=dict(width=2, color=color)))
+        share.add_scatter(x=rates, y=[k / seeds for k in data["collapses"]], name=name, mode="lines+markers+text",
+                          line_color=color, text=[f"{k}/{seeds}" for k in data["collapses"]], textposition="top center")
+    if "learn_bar" in result:
+        finals.add_hline(y=result["learn_bar"], line=dict(dash="dash", color="gray"),
+                         annotation_text="learning bar", annotation_position="bottom right")
+    finals.add_hline(y=result["uniform_reward"], line=dict(dash="dot", color="gray"),
+                     annotation_text="uniform policy", annotation_position="bottom right")
+    _layout(finals, "Final reward vs learning rate (filled = works there; × = collapsed seed)", "learning rate",
+            "final expected reward")
+    finals.update_xaxes(type="log")
+    _layout(share, "Seeds that collapsed vs learning rate", "learning rate", "share of seeds")
+    share.update_xaxes(type="log")
+    share.update_yaxes(range=[-0.05, 1.15])
+    figs = [finals, share]
+
+    index = len(next(iter(methods.values()))["learning_rates"]) - 1 if rate_index is None else rate_index
     for key, title, y_title in (("reward_curves", "Reward during training (mean ± std over seeds)", "expected reward"),
                                 ("kl_curves", "KL(current ‖ initial policy)", "mean KL per state (nats)"),
                                 ("update_kl_curves", "Size of the updates: KL between consecutive checkpoints",
@@ -181,38 +215,18 @@ def stability(result: dict) -> list[go.Figure]:
         x = steps[1:] if log_scale else steps
         for name, data in methods.items():
             color = STABILITY_COLORS.get(name, "gray")
-            curves = np.array(data[key], dtype=float)[:, :len(steps)]
+            label = f"{name} (lr {data['learning_rates'][index]:g})"
+            curves = np.array(data[key][index], dtype=float)[:, :len(steps)]
             curves = curves[:, 1:] if log_scale else curves
             for curve in curves:  # every seed, faint: a collapse shows as a line that leaves the band
                 fig.add_scatter(x=x, y=list(curve), mode="lines", line=dict(color=color, width=1),
                                 opacity=0.3, showlegend=False, hoverinfo="skip")
             if log_scale:  # a ±std band dips below zero on a log axis: the mean line only
-                fig.add_scatter(x=x, y=list(curves.mean(0)), name=name, line_color=color, mode="lines")
+                fig.add_scatter(x=x, y=list(curves.mean(0)), name=label, line_color=color, mode="lines")
             else:
-                band(fig, x, list(curves.mean(0)), list(curves.std(0)), name, color)
+                band(fig, x, list(curves.mean(0)), list(curves.std(0)), label, color)
         figs.append(_layout(fig, title, "env steps (tokens written)", y_title))
-    figs[2].update_yaxes(type="log")
-
-    finals = go.Figure()
-    for name, data in methods.items():
-        color = STABILITY_COLORS.get(name, "gray")
-        collapsed = data["collapsed"]
-        finals.add_scatter(x=[name] * len(collapsed), y=data["final_reward"], mode="markers", name=name,
-                           marker=dict(color=color, size=11, symbol=["x" if c else "circle" for c in collapsed]),
-                           text=[f"seed {i + 1}{' (collapsed)' if c else ''}" for i, c in enumerate(collapsed)])
-        finals.add_scatter(x=[name], y=[data["mean_final_reward"]], mode="markers", showlegend=False,
-                           marker=dict(color=color, size=22, symbol="line-ew-open", line=dict(width=3)))
-    _layout(finals, "Final reward per seed (× = collapsed, bar = mean)", "method", "final expected reward")
-    finals.update_layout(showlegend=False)
-    figs.append(finals)
-
-    share = go.Figure()
-    share.add_bar(x=list(methods), y=[sum(d["collapsed"]) / len(d["collapsed"]) for d in methods.values()],
-                  marker_color=[STABILITY_COLORS.get(m, "gray") for m in methods],
-                  text=[f"{sum(d['collapsed'])}/{len(d['collapsed'])}" for d in methods.values()])
-    _layout(share, "Seeds that collapsed", "method", "share of seeds")
-    share.update_yaxes(range=[0, 1.05])
-    figs.append(share)
+    figs[4].update_yaxes(type="log")
     return figs
 
 
@@ -223,7 +237,7 @@ GRANULARITY_STYLE = {"dense": ("dense per-token reward", COLORS["b"]),
 
 
 def action_space(result: dict) -> list[go.Figure]:
-    """Steps to the threshold vs V (log-log) with c·V references, learning curves, and the sparse/dense ratio."""
+    """Steps to the threshold vs V (log-log) with least-squares c·V fits, learning curves, and the sparse/dense ratio."""
     vocab, cap, per_seed = result["vocab"], result["step_cap"], result["per_seed"]
     grid = [vocab[0] * (vocab[-1] / vocab[0]) ** (i / 60) for i in range(61)]
     steps = go.Figure()
@@ -247,7 +261,7 @@ def action_space(result: dict) -> list[go.Figure]:
         if fit["c_linear"]:
             k = (fit.get("power") or {}).get("exponent", float("nan"))
             steps.add_scatter(x=grid, y=[fit["c_linear"] * v for v in grid], line_color=color,
-                              name=f"c·V (c={fit['c_linear']:.2f}; power fit V^{k:.2f})", **REFERENCE)
+                              name=f"least-squares c·V (c={fit['c_linear']:.2f}; power fit V^{k:.2f})", **REFERENCE)
     if any(not ok for g in GRANULARITY_STYLE for row in per_seed[g]["reached"] for ok in row):
         steps.add_scatter(x=[vocab[0], vocab[-1]], y=[cap, cap], mode="lines", name="step cap",
                           line=dict(dash="dot", color="gray"))

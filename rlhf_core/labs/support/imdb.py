@@ -1,8 +1,10 @@
 """Shared pieces of the IMDB labs (T1, T3): demonstrations, preference pairs, reward models trained
 with TRL's RewardTrainer, sampling, KL from a reference, and online RL through the engine's GRPO.
 
-The *gold* reward is the embedded `gold-rm` (trained on every training pair); it stands in for
-expensive human judgement. Proxies are trained here on small label budgets, as in Gao et al. 2022.
+The *gold* reward is the embedded `gold-rm`; it stands in for expensive human judgement. It is
+independent of every proxy: it learnt from its own half of the training reviews, and every review a
+lab hands out as "training reviews" (`reviews()`) comes from the other half, which it never saw.
+Proxies are trained here on small label budgets, as in Gao et al. 2022.
 Reward models score the completion only, exactly as the playground's runs do.
 """
 
@@ -43,15 +45,15 @@ def setup(threads: int, seed: int) -> Setup:
 def load_policy(name: str = "imdb-tiny"):
     import torch
 
-    from .. import zoo
+    from ... import zoo
 
     return zoo.load_policy(name, dtype=torch.float32)
 
 
 def gold_scorer():
     """The gold judge: callable texts -> scores."""
-    from .. import zoo
-    from ..rewards import ClassifierScorer
+    from ... import zoo
+    from ...rewards import ClassifierScorer
 
     model, tok = zoo.load_sequence_classifier("gold-rm", "reward model")
     return ClassifierScorer(model, tok)
@@ -65,14 +67,17 @@ def batched(scorer, texts: list[str], batch: int = 128) -> list[float]:
 
 
 def reviews():
-    from ..zoo.data import imdb_reviews, split
+    """(training reviews the gold judge never saw, held-out reviews)."""
+    from ...zoo.data import imdb_reviews, reward_model_split, split
 
-    return split(imdb_reviews())
+    train, held = split(imdb_reviews())
+    _gold_half, proxy_half = reward_model_split(train)
+    return proxy_half, held
 
 
 def sentiment_pairs(train_reviews, n: int, tok, seed: int) -> list[dict]:
     """(chosen=positive, rejected=negative) review endings: the labels IMDB's star ratings give."""
-    from ..zoo.build import preference_pairs
+    from ...zoo.build import preference_pairs
 
     return preference_pairs(train_reviews, n, tok, random.Random(seed), *ENDING_TOKENS)
 
@@ -105,8 +110,8 @@ def train_reward_model(pairs: list[dict], tok, epochs: float, lr: float, seed: i
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from .. import zoo
-    from ..worker import _quiet_trainer
+    from ... import zoo
+    from ...worker import _quiet_trainer
 
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -139,7 +144,7 @@ def gold_trained_proxy(train_reviews, n_labels: int, tok, gold, seed: int, epoch
 
 
 def scorer_for(model, tok):
-    from ..rewards import ClassifierScorer
+    from ...rewards import ClassifierScorer
 
     return ClassifierScorer(model, tok)
 
@@ -152,7 +157,7 @@ def pair_accuracy(scorer, pairs: list[dict]) -> float:
 
 def sample(model, tok, prompts: list[str], n: int, max_new_tokens: int, seed: int, batch: int = 256) -> list[list[str]]:
     """n completions per prompt, generated in large batches (a tiny model is cheap per row)."""
-    from ..generation import generate
+    from ...generation import generate
 
     per_call = max(1, batch // n)
     out: list[list[str]] = []
@@ -202,11 +207,11 @@ def train_grpo(policy, tok, reward_fn: Callable[[list[str]], list[float]], rewar
     rollout's completions, e.g. to score them with the gold judge."""
     from transformers import TrainerCallback
 
-    from ..algorithms import grpo
-    from ..algorithms.common import RolloutRecorder, average_logs, unified_metrics
-    from ..config import RunConfig
-    from ..rewards import Reward, RewardSpec
-    from ..worker import _quiet_trainer
+    from ...algorithms import grpo
+    from ...algorithms.common import RolloutRecorder, average_logs, unified_metrics
+    from ...config import RunConfig
+    from ...rewards import Reward, RewardSpec
+    from ...worker import _quiet_trainer
 
     cfg = RunConfig(algorithm="grpo", steps=steps, kl_coef=kl_coef, learning_rate=learning_rate, seed=seed,
                     prompts_per_step=prompts_per_step, generations_per_prompt=generations_per_prompt,
