@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .control import write_control
 from .store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
 
@@ -239,6 +239,18 @@ def create_run(cfg: RunConfig, root: str | None = None, run_id: str | None = Non
     return path
 
 
+def _offline_capable(path: str) -> bool:
+    """Whether a run needs nothing from the hub, so that a warm worker (offline since its first
+    import) may take it."""
+    from . import zoo
+
+    try:
+        cfg = RunConfig.from_yaml(os.path.join(path, "config.yaml"))
+        return not zoo.needs_hub(cfg.policy, cfg.reward)
+    except (ConfigError, zoo.ZooError):
+        return False  # a cold worker reports the problem in the run's own store
+
+
 def launch(path: str, allow_code: bool = False) -> int:
     """Start the worker for a run folder: hand it to a warm pooled worker when one is ready,
     else start a detached subprocess. Returns the worker's pid."""
@@ -246,7 +258,7 @@ def launch(path: str, allow_code: bool = False) -> int:
 
     root = os.path.dirname(os.path.abspath(path))
     store = RunStore(path)
-    warm_pid = pool.claim(root) if pool.enabled() else None
+    warm_pid = pool.claim(root) if pool.enabled() and _offline_capable(path) else None
     if warm_pid is not None:
         store.set_meta(pid=warm_pid, allow_code=allow_code, warm=True)
         store.set_status("starting")

@@ -35,8 +35,7 @@ def _prepare_environment(cfg: RunConfig) -> None:
     """Decide offline mode before transformers is imported: huggingface_hub reads it at import."""
     from . import zoo
 
-    needs_hub = zoo.resolve(cfg.policy, "policy")[1] or cfg.reward.startswith("hub:")
-    if needs_hub and not zoo.hub_reachable():
+    if zoo.needs_hub(cfg.policy, cfg.reward) and not zoo.hub_reachable():
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
@@ -278,6 +277,11 @@ def preload() -> None:
 
 def serve_warm(folder: str, owner_pid: int) -> int:
     from . import pool
+
+    # a warm worker imports transformers before it knows its job, and huggingface_hub reads the
+    # offline switch at import: it starts offline and is handed only runs that need nothing from
+    # the hub (runs.launch starts those cold, after _prepare_environment)
+    os.environ["HF_HUB_OFFLINE"] = "1"
 
     preload()
     job = pool.wait_for_job(folder, owner_pid)

@@ -38,7 +38,8 @@ def run_lab(name: str, seeds: int) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
     entry = {"command": " ".join(["python", "-m", "rlhf_core", "lab", name, "--seeds", str(seeds), "--json"]),
-             "wall_s": round(wall, 1), "exit_code": proc.returncode, "git": git_state(), "machine": machine(),
+             "wall_s": round(wall, 1), "exit_code": proc.returncode,
+             "git": git_state(("docs/lab-evidence.json", "docs/LABS.md", "README.md")), "machine": machine(),
              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if proc.returncode != 0:
         entry["error"] = (proc.stderr.strip().splitlines() or ["no output"])[-1]

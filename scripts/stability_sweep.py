@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     results = labs.per_seed_results(result)
     verdict = labs.verdict("stability", result)
     out = {
-        "command": command, "git": git_state(), "machine": machine(), "wall_s": round(wall, 1),
+        "command": command, "git": git_state(("docs/stability-sweep.json",)), "machine": machine(), "wall_s": round(wall, 1),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": results[0]["config"], "replicate_seeds": [r["config"]["seed"] for r in results],
         "verdict": {k: verdict[k] for k in ("state", "k", "n", "summary", "per_seed")},

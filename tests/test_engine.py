@@ -332,3 +332,42 @@ def test_bad_control_values_written_by_hand_are_rejected_as_events(tmp_path):
     rejected = {e["name"]: e["problem"] for e in store.events() if e["kind"] == "control_rejected"}
     assert "kl_coef must be ≥ 0" in rejected["kl_coef"] and "clip_range must be a number" in rejected["clip_range"]
     assert all(r["kl_coef"] == pytest.approx(0.05) for r in store.metrics_since(-1))
+
+
+def test_trl_reloads_the_reference_model_only_from_safetensors(tmp_path):
+    """GRPO's reference model is loaded by TRL itself; it gets our guarantees, not TRL's defaults:
+    a policy folder that holds only a pickle (.bin) by then is refused, not unpickled."""
+    import torch
+
+    from rlhf_core import zoo
+    from rlhf_core.algorithms import grpo
+    from rlhf_core.algorithms.common import RolloutRecorder
+    from rlhf_core.rewards import get_reward
+
+    folder = tmp_path / "policy"
+    model, tok = zoo.load_policy("imdb-tiny")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    policy, tok = zoo.load_policy(str(folder))
+    assert zoo.reload_kwargs(str(folder)) == {"use_safetensors": True, "trust_remote_code": False,
+                                              "local_files_only": True}
+    os.remove(folder / "model.safetensors")
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    cfg = RunConfig.parse({"policy": str(folder), "kl_coef": 0.05, "steps": 1, "device": "cpu"})
+    recorder = RolloutRecorder(get_reward("vader"), tok, cfg.temperature)
+    with pytest.raises((zoo.ZooError, OSError), match="safetensors|pickle"):
+        grpo.build(cfg, policy, tok, recorder, ["This movie was"], str(tmp_path / "out"), "cpu", [])
+
+
+def test_warm_workers_take_only_runs_that_need_nothing_from_the_hub(runs_root, monkeypatch):
+    """A warm worker imported transformers offline before it knew its job: a hub run starts cold."""
+    from rlhf_core import pool
+
+    monkeypatch.setenv("RLHF_EXPLORER_WARM_POOL", "1")
+    claims = []
+    monkeypatch.setattr(pool, "claim", lambda root: claims.append(root))  # None: no warm worker
+    monkeypatch.setattr(runs.subprocess, "Popen", lambda *a, **k: type("P", (), {"pid": os.getpid()})())
+    for policy, expected_claims in (("gpt2", 0), ("imdb-tiny", 1)):
+        path = runs.create_run(RunConfig.parse({"policy": policy}))
+        runs.launch(path)
+        assert len(claims) == expected_claims, policy

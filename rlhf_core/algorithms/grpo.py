@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datasets import Dataset
 
+from .. import zoo
 from ..config import RunConfig
 from .common import RolloutRecorder, trl_common_kwargs
 
@@ -45,7 +46,9 @@ class GroupAdapter:
             steps_per_generation=1,
             disable_dropout=True,
             log_completions=False,
-            model_init_kwargs={"dtype": torch.bfloat16 if device == "cuda" else torch.float32},
+            # TRL reloads the reference model from the policy's name with these
+            model_init_kwargs={"dtype": torch.bfloat16 if device == "cuda" else torch.float32,
+                               **zoo.reload_kwargs(cfg.policy)},
             **(extra_args or {}),
         )
         recorder_ref = recorder

@@ -18,6 +18,7 @@ import torch
 from datasets import Dataset
 from torch import nn
 
+from .. import zoo
 from ..config import RunConfig
 from .common import RolloutRecorder, trl_common_kwargs
 
@@ -96,7 +97,7 @@ class PPOAdapter:
         )
         dtype = next(policy.parameters()).dtype
         value_model = AutoModelForSequenceClassification.from_pretrained(
-            policy_path, num_labels=1, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+            policy_path, num_labels=1, dtype=dtype, **zoo.reload_kwargs(cfg.policy))
         value_model.config.pad_token_id = tok.pad_token_id
         ref = copy.deepcopy(policy).eval()
         for m in (policy, value_model, ref):

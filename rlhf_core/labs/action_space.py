@@ -279,6 +279,6 @@ CHECKS = [
 
 
 def headline(result: dict) -> str:
-    fmt = lambda xs: "/".join("—" if x is None else str(x) for x in xs)  # noqa: E731
+    fmt = lambda xs: "/".join("—" if x is None else f"{x:g}" for x in xs)  # noqa: E731
     return (f"steps to 90 % at V = {'/'.join(map(str, result['vocab']))}: dense {fmt(result['dense_steps'])}, "
             f"sparse {fmt(result['sparse_steps'])}")

@@ -193,6 +193,7 @@ CHECKS = [
 def headline(result: dict) -> str:
     parts = []
     for r in _leashless_runs(result):
-        pk = peak(r)
-        parts.append(f"{r['labels']} labels: gold peaks at d = {pk['sqrt_kl']:.1f}, falls {pk['drop']:.2f}")
+        f = late_fall(r)
+        parts.append(f"{r['labels']} labels: gold peaks at d = {peak(r)['sqrt_kl']:.1f}; last third vs middle "
+                     f"{-f['fall']:+.2f} (95 % [{-f['high']:+.2f}, {-f['low']:+.2f}])")
     return "; ".join(parts)

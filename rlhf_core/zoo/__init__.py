@@ -132,6 +132,20 @@ def hub_load_kwargs(name: str, what: str) -> dict:
     return {"local_files_only": True}
 
 
+def needs_hub(policy: str, reward: str) -> bool:
+    """Whether a run with this policy and reward loads anything from the Hugging Face hub."""
+    return resolve(policy, "policy")[1] or reward.startswith("hub:")
+
+
+def reload_kwargs(name: str, what: str = "policy") -> dict:
+    """from_pretrained keywords for a library that loads `name` again by itself (TRL's GRPO and RLOO
+    reference model, PPO's value model): the guarantees of our own loads, not the library's
+    defaults: safetensors only, no remote code, and only local files unless the hub is reachable."""
+    path, is_hub = resolve(name, what)
+    return {"use_safetensors": True, "trust_remote_code": False,
+            **(hub_load_kwargs(path, what) if is_hub else {"local_files_only": True})}
+
+
 def _load(name: str, what: str, model_cls_name: str, **model_kwargs):
     import transformers
     from transformers import AutoTokenizer
