@@ -46,7 +46,7 @@ def git_state(outputs: tuple[str, ...] = ()) -> dict:
     (other than `outputs`, the files the measuring script itself writes)."""
     def git(*args):
         out = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True)
-        return out.stdout.strip() if out.returncode == 0 else None
+        return out.stdout.rstrip() if out.returncode == 0 else None  # porcelain lines start with a status column
 
     status = git("status", "--porcelain")
     changed = None if status is None else [ln[3:] for ln in status.splitlines() if ln[3:] not in outputs]
