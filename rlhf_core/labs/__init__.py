@@ -105,7 +105,7 @@ def verdict(name: str, result: dict) -> dict:
 def seed_list(cfg, n: int) -> list[int]:
     """Seeds for n replicates: cfg.seed, then onwards. A lab that runs several seeds inside one
     replicate (T5's `seeds`) steps by that many, so replicates never share a seed."""
-    stride = getattr(cfg, "seeds", 1) if isinstance(getattr(cfg, "seeds", 1), int) else 1
+    stride = getattr(cfg, "seeds", 1)
     return [cfg.seed + i * stride for i in range(n)]
 
 
