@@ -68,21 +68,17 @@ def samples_view(run_id: str) -> None:
     if not follow and len(steps) > 1:
         step = st.select_slider("Step", steps, value=steps[-1], key=f"sample_step_{run_id}")
     samples = store.samples(step)
-    st.caption(f"Samples from step {step}: prompt (bold) and completion, with reward and KL "
+    st.caption(f"Samples from step {step}: the prompt (bold) and its completion, with reward and KL "
                "(log π/π_ref summed over the completion).")
-    table = [{"#": s["idx"], "reward": s["reward"], "KL": s["kl"], "prompt": s["prompt"],
-              "completion": s["completion"]} for s in samples]
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"reward": st.column_config.NumberColumn(format="%.3f"),
-                                "KL": st.column_config.NumberColumn(format="%.3f")})
+    st.html(plots.samples_html(samples))
     with_tokens = [s for s in samples if s.get("tokens")]
     if with_tokens:
-        idx = st.selectbox("Per-token log-ratio against the reference model", [s["idx"] for s in with_tokens],
-                           format_func=lambda i: f"sample #{i}: {samples[i]['completion'][:60]}…",
+        by_idx = {s["idx"]: s for s in with_tokens}
+        idx = st.selectbox("Per-token log-ratio against the reference model", list(by_idx),
+                           format_func=lambda i: f"#{i}: {(by_idx[i]['prompt'] + by_idx[i]['completion'])[:70]}…",
                            key=f"heat_{run_id}")
-        chosen = next(s for s in with_tokens if s["idx"] == idx)
-        st.markdown(f"**{chosen['prompt']}**", help="The prompt")
-        st.html(plots.logratio_html(chosen["tokens"], chosen["logratios"]))
+        chosen = by_idx[idx]
+        st.html(plots.logratio_html(chosen["tokens"], chosen["logratios"], prompt=chosen["prompt"]))
         st.caption("Red: the policy now likes this token more than the reference model did; blue: less. "
                    "Hover a token for its log-ratio. The sum over tokens is the sample's KL.")
 

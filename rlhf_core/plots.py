@@ -123,13 +123,35 @@ def frontier_figure(runs: dict[str, list[dict]], height: int = 420) -> go.Figure
     return fig
 
 
-def logratio_html(tokens: list[str], logratios: list[float], scale: float = 1.0) -> str:
-    """Tokens coloured by log pi/pi_ref: red where the policy now prefers the token more than the
-    reference model did, blue where less. Token text is HTML-escaped (it is model output)."""
-    spans = []
+def logratio_html(tokens: list[str], logratios: list[float], scale: float = 1.0, prompt: str = "") -> str:
+    """The prompt in bold, then the completion's tokens coloured by log pi/pi_ref: red where the
+    policy now prefers the token more than the reference model did, blue where less, so the sample
+    reads as one text. All text is HTML-escaped (it is model output)."""
+    spans = [f"<b>{html.escape(prompt)}</b>"] if prompt else []
     for tok, lr in zip(tokens, logratios):
         a = max(-1.0, min(1.0, lr / scale))
         color = f"rgba(214,39,40,{a:.2f})" if a > 0 else f"rgba(31,119,180,{-a:.2f})"
         spans.append(f'<span title="log-ratio {lr:+.3f}" style="background:{color};padding:1px 0;'
-                     f'border-radius:3px;white-space:pre-wrap">{html.escape(tok)}</span>')
-    return "<div style='font-family:monospace;line-height:1.9'>" + "".join(spans) + "</div>"
+                     f'border-radius:3px">{html.escape(tok)}</span>')
+    return ("<div style='font-family:monospace;line-height:1.9;white-space:pre-wrap'>"
+            + "".join(spans) + "</div>")
+
+
+def samples_html(samples: list[dict]) -> str:
+    """One row per sample: the prompt in bold and its completion as one wrapped text, then reward
+    and KL. All text is HTML-escaped (it is model output)."""
+    cell = "padding:4px 8px;border-bottom:1px solid rgba(128,128,128,0.25);vertical-align:top"
+    num = cell + ";text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums"
+
+    def fmt(v) -> str:
+        return "–" if v is None else f"{v:+.3f}"
+
+    rows = [f"<tr><td style='{num}'>{s['idx']}</td>"
+            f"<td style='{cell};white-space:pre-wrap'><b>{html.escape(s['prompt'])}</b>"
+            f"{html.escape(s['completion'])}</td>"
+            f"<td style='{num}'>{fmt(s.get('reward'))}</td><td style='{num}'>{fmt(s.get('kl'))}</td></tr>"
+            for s in samples]
+    head = (f"<tr><th style='{num}'>#</th><th style='{cell};text-align:left'>Sample (prompt in bold)</th>"
+            f"<th style='{num}'>reward</th><th style='{num}'>KL</th></tr>")
+    return ("<table class='samples' style='border-collapse:collapse;width:100%;font-size:0.9rem'>"
+            f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>")
