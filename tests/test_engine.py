@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from rlhf_core import runs
+from rlhf_core import runs, zoo
+from rlhf_core.prompts import continues_word, review_openings
 from rlhf_core.config import ConfigError, RunConfig, parse_set_args
 from rlhf_core.control import write_control
 from rlhf_core.store import RunStore, check_integrity
@@ -85,6 +86,7 @@ def test_each_algorithm_stores_metrics_and_samples(tmp_path, algorithm):
     samples = store.samples(3)
     assert len(samples) == FAST["prompts_per_step"] * FAST["generations_per_prompt"]
     assert all(s["prompt"] and isinstance(s["reward"], float) and isinstance(s["kl"], float) for s in samples)
+    assert_openings_end_words([s["prompt"] for s in samples], "train")
     with_tokens = [s for s in samples if s["tokens"]]
     assert with_tokens and all(len(s["tokens"]) == len(s["logratios"]) for s in with_tokens)
     assert [h["status"] for h in store.status_history()] == ["queued", "starting", "running", "finished"]
@@ -260,15 +262,36 @@ def test_cli_run_failure_exits_1(tmp_path):
     assert r.returncode == 1 and "unreachable" in r.stderr
 
 
+def _accelerate_train(run_dir, processes: int, *sets: str):
+    # accelerate's torchrun-based launcher is the one behind --multi_gpu; on a CPU-only machine it
+    # starts the processes and they meet over gloo (its --cpu launcher starts only one without MPI)
+    launcher = ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    return subprocess.run(["accelerate", "launch", *launcher, "--num_processes", str(processes), "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlhf_core",
+                           "train", "-", "--run-dir", str(run_dir), *[a for s in sets for a in ("--set", s)],
+                           "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+
+
 def test_accelerate_launch_single_process(tmp_path):
-    run_dir = tmp_path / "acc"
-    r = subprocess.run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--cpu",
-                        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlhf_core", "train", "-",
-                        "--run-dir", str(run_dir), "--set", "steps=2", "--set", "prompts_per_step=4", "--quiet"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, PYTHONPATH=ROOT))
+    r = _accelerate_train(tmp_path / "acc", 1, "steps=2", "prompts_per_step=4")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert RunStore(str(run_dir)).count_steps() == 2
+    assert RunStore(str(tmp_path / "acc")).count_steps() == 2
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
+def test_accelerate_launch_two_processes(tmp_path, algorithm):
+    """DDP on the CPU (gloo): both processes train, only the main one writes the store, and the
+    store holds every step run and every sample of each step (both processes' halves)."""
+    steps = 3
+    r = _accelerate_train(tmp_path / "ddp", 2, f"algorithm={algorithm}", f"steps={steps}", "prompts_per_step=4",
+                          "generations_per_prompt=2", "response_length=8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    store = RunStore(str(tmp_path / "ddp"))
+    assert [row["step"] for row in store.metrics_since(-1)] == list(range(1, steps + 1))
+    assert store.last_status()["status"] == "finished" and store.meta()["processes"] == 2
+    assert len(store.samples(steps)) == 4 * 2
+    assert "run dir:" in r.stderr and r.stderr.count("finished: 3/3 steps") == 1  # one summary, from main
 
 
 # ---- learning ---------------------------------------------------------------------------------------
@@ -371,3 +394,34 @@ def test_warm_workers_take_only_runs_that_need_nothing_from_the_hub(runs_root, m
         path = runs.create_run(RunConfig.parse({"policy": policy}))
         runs.launch(path)
         assert len(claims) == expected_claims, policy
+
+
+# ---- prompts that end at a word boundary ------------------------------------------------------------
+
+@pytest.mark.parametrize("before,after,inside", [
+    ("I'm a huge fan of Iv", "ade", True), ("First off I really enjoyed Zombi", "e's", True),
+    ("I don", "'t", True), ("a well", "-made film", False), ("This movie was", " great", False),
+    ("I loved it", ".", False), ('Who are these "They', '" really', False), ("", "x", False),
+])
+def test_continues_word(before, after, inside):
+    assert continues_word(before, after) is inside
+
+
+def assert_openings_end_words(openings: list[str], which: str) -> None:
+    """Against the review text itself, not the tokenizer: each opening begins a review of the split,
+    and the character after it in that review does not continue its last word."""
+    from rlhf_core.zoo.data import imdb_reviews, split
+
+    texts = [r.text for r in split(imdb_reviews())[0 if which == "train" else 1]]
+    for opening in set(openings):
+        rest = next((t[len(opening):] for t in texts if t.startswith(opening)), None)
+        assert rest is not None, f"{opening!r} is not the opening of a {which} review"
+        assert not continues_word(opening, rest), (opening, rest[:10])
+
+
+@pytest.mark.parametrize("which", ["train", "eval"])
+def test_review_openings_never_cut_a_word(which):
+    tok = zoo.load_policy()[1]
+    openings = [tok.decode(ids) for ids in review_openings(tok, 8, which, limit=200)]
+    assert len(openings) == 200
+    assert_openings_end_words(openings, which)

@@ -24,7 +24,8 @@ HELP = {
     "algorithm": "GRPO compares each completion with the others for the same prompt (no value network). "
                  "RLOO does the same with a leave-one-out baseline. PPO learns a value head and gives "
                  "per-token advantages (GAE).",
-    "policy": "The language model being trained. imdb-tiny is embedded and fast; hub ids need internet.",
+    "policy": "The language model being trained. imdb-tiny is embedded and fast; smollm2-135m is a real "
+              "small LLM that writes fluent English but takes seconds a step; hub ids need internet.",
     "reward": "What the policy is paid for. VADER scores sentiment; the reward models are learned "
               "from preferences (proxy vs gold).",
     "kl_coef": "β, the leash: the penalty per nat of KL from the reference model. 0 lets the policy "
@@ -46,6 +47,16 @@ HELP = {
 }
 
 
+def _named_policies() -> dict[str, dict]:
+    """The policies offered by name (embedded and the optional real LLM), with their availability."""
+    return {p["name"]: p for p in zoo.policy_choices() if not p["needs_network"]}
+
+
+def _policy_label(name: str, named: dict[str, dict]) -> str:
+    entry = named.get(name)
+    return f"{name}  ({entry['unavailable']})" if entry and entry.get("unavailable") else name
+
+
 def _state_key(name: str) -> str:
     return f"knob_{name}"
 
@@ -56,8 +67,9 @@ def _apply_config(cfg: RunConfig) -> None:
     for name in URL_KNOBS:
         st.session_state[_state_key(name)] = values[name]
     policy, reward = values["policy"], values["reward"]
-    st.session_state["knob_policy_choice"] = policy if policy in zoo.EMBEDDED_POLICIES else CUSTOM
-    st.session_state["knob_policy_custom"] = "" if policy in zoo.EMBEDDED_POLICIES else policy
+    named = policy in _named_policies()
+    st.session_state["knob_policy_choice"] = policy if named else CUSTOM
+    st.session_state["knob_policy_custom"] = "" if named else policy
     st.session_state["knob_reward_choice"] = reward if reward in REWARD_CHOICES else CUSTOM
     st.session_state["knob_reward_custom"] = "" if reward in REWARD_CHOICES else reward
     st.session_state["_base_config"] = values
@@ -118,7 +130,10 @@ def _coerce(name: str, raw: str):
 def knob_panel() -> dict:
     """Draw the controls; return the knob values as a dict (not yet validated)."""
     presets = list_presets()
-    titles = {p.name: p.title + ("  (needs internet)" if p.needs_internet else "") for p in presets}
+    named = _named_policies()
+    titles = {p.name: p.title + ("  (needs internet)" if p.needs_internet else "")
+              + ("  (not installed)" if named.get(p.config.policy, {}).get("unavailable") else "")
+              for p in presets}
     st.selectbox("Preset", [p.name for p in presets], key="preset", format_func=titles.get,
                  on_change=_on_preset_change, help="Start from a curated setting; every knob stays editable.")
     current = {p.name: p for p in presets}[st.session_state["preset"]]
@@ -126,8 +141,8 @@ def knob_panel() -> dict:
 
     st.radio("Algorithm", ["grpo", "rloo", "ppo"], key=_state_key("algorithm"), horizontal=True,
              format_func=str.upper, help=HELP["algorithm"])
-    policy_choice = st.selectbox("Policy", list(zoo.EMBEDDED_POLICIES) + [CUSTOM], key="knob_policy_choice",
-                                 help=HELP["policy"])
+    policy_choice = st.selectbox("Policy", list(named) + [CUSTOM], key="knob_policy_choice",
+                                 format_func=lambda name: _policy_label(name, named), help=HELP["policy"])
     policy = policy_choice
     if policy_choice == CUSTOM:
         policy = st.text_input("Hub id or local folder", key="knob_policy_custom",

@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from .. import zoo
 from ..config import RunConfig
-from .common import RolloutRecorder, trl_common_kwargs
+from .common import RolloutRecorder, adapters_disabled, is_peft, lora_config, trl_common_kwargs
 
 GROUP_METRIC_KEYS = {
     "entropy": "entropy",
@@ -66,6 +66,7 @@ class GroupAdapter:
             processing_class=tok,
             reward_processing_classes=[tok],
             callbacks=callbacks,
+            peft_config=lora_config(cfg),  # with LoRA, TRL's reference is the policy with adapters off
         )
         self.set_kl_coef(cfg.kl_coef)
         recorder.policy = self.trainer.accelerator.unwrap_model(self.trainer.model)
@@ -91,7 +92,8 @@ def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
     """Record each rollout's per-token log pi and log pi_ref from forward passes TRL makes anyway,
     so that measuring KL costs (almost) nothing extra.
 
-    - log pi_ref: TRL's reference pass while scoring (made when beta != 0; else we make it).
+    - log pi_ref: TRL's reference pass while scoring (made when beta != 0; else we make it). With
+      LoRA there is no reference model: the pass runs on the policy with its adapters off.
     - log pi: RLOO, and GRPO with update_epochs > 1, compute it while scoring. GRPO with one
       epoch computes it only inside the loss, on the same weights; we take that pass (detached)
       and match its rows to the rollout's by content, since TRL shuffles the batch in between.
@@ -99,6 +101,11 @@ def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
     import torch
 
     compute_logps = trainer._get_per_token_logps_and_entropies
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    lora = is_peft(policy)
+
+    def is_reference_pass(model) -> bool:
+        return model is trainer.ref_model if not lora else adapters_disabled(policy)
     generate_and_score = trainer._generate_and_score_completions
     captured: dict = {}
     pending: dict = {}
@@ -110,8 +117,8 @@ def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
     def logps_hook(model, input_ids, *args, **kwargs):
         out = compute_logps(model, input_ids, *args, **kwargs)
         if captured.get("active") and not torch.is_grad_enabled():
-            captured["ref" if model is trainer.ref_model else "policy"] = out[0]
-        elif pending and torch.is_grad_enabled() and model is not trainer.ref_model:
+            captured["ref" if is_reference_pass(model) else "policy"] = out[0]
+        elif pending and torch.is_grad_enabled() and not is_reference_pass(model):
             rows = {tuple(r): i for i, r in enumerate(input_ids.tolist())}
             order = [rows.get(k) for k in pending["keys"]]
             if None not in order:
@@ -132,9 +139,13 @@ def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
         ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
         mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         keep = output["completion_ids"].size(1)
-        if "ref" not in captured and trainer.ref_model is not None:  # beta == 0: TRL skipped it
+        if "ref" not in captured and (trainer.ref_model is not None or lora):  # beta == 0: TRL skipped it
             with torch.no_grad():
-                captured["ref"] = compute_logps(trainer.ref_model, ids, mask, keep, ids.size(0))[0]
+                if lora:
+                    with policy.disable_adapter():
+                        captured["ref"] = compute_logps(trainer.model, ids, mask, keep, ids.size(0))[0]
+                else:
+                    captured["ref"] = compute_logps(trainer.ref_model, ids, mask, keep, ids.size(0))[0]
         if "ref" not in captured:
             return output
         pending.update(completion_ids=output["completion_ids"], completion_mask=output["completion_mask"],

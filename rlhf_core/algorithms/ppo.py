@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import zoo
 from ..config import RunConfig
-from .common import RolloutRecorder, trl_common_kwargs
+from .common import RolloutRecorder, lora_config, per_process_batch, trl_common_kwargs
 
 PPO_METRIC_KEYS = {
     "entropy": "policy/entropy_avg",
@@ -81,7 +81,7 @@ class PPOAdapter:
             **common,
             total_episodes=cfg.steps * batch,
             num_mini_batches=1,
-            local_rollout_forward_batch_size=batch,
+            local_rollout_forward_batch_size=per_process_batch(cfg),
             num_ppo_epochs=cfg.update_epochs,
             response_length=cfg.response_length,
             temperature=cfg.temperature,
@@ -99,9 +99,12 @@ class PPOAdapter:
         value_model = AutoModelForSequenceClassification.from_pretrained(
             policy_path, num_labels=1, dtype=dtype, **zoo.reload_kwargs(cfg.policy))
         value_model.config.pad_token_id = tok.pad_token_id
-        ref = copy.deepcopy(policy).eval()
+        peft_config = lora_config(cfg)
+        # with LoRA the reference is the policy with its adapters off: no second copy
+        ref = None if peft_config else copy.deepcopy(policy).eval()
         for m in (policy, value_model, ref):
-            disable_dropout_in_model(m)
+            if m is not None:
+                disable_dropout_in_model(m)
         self.trainer = PPOTrainer(
             args=args,
             processing_class=tok,
@@ -113,6 +116,7 @@ class PPOAdapter:
             # the completion starts (TRL passes it prompt+completion without the boundary)
             train_dataset=Dataset.from_dict({"input_ids": [list(p) for p in prompt_ids]}),
             callbacks=callbacks,
+            peft_config=peft_config,
         )
         recorder.policy = self.trainer.accelerator.unwrap_model(self.trainer.model).policy
         recorder.ref = self.trainer.ref_model

@@ -2,6 +2,8 @@
 
 Names a user can give for a policy:
 - an embedded name (`imdb-tiny`, the default, or `imdb-tiny-sft-positive`);
+- `smollm2-135m`, a real small LLM that runs offline once its optional package is installed
+  (see smollm2.py);
 - a local folder holding a transformers model saved as safetensors;
 - a Hugging Face hub id such as `gpt2` or `lvwerra/gpt2-imdb` (needs the network, or the local cache).
 
@@ -17,6 +19,8 @@ import os
 import re
 import socket
 from dataclasses import dataclass
+
+from . import smollm2
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 DEFAULT_POLICY = "imdb-tiny"
@@ -42,6 +46,20 @@ EMBEDDED_POLICIES = {
 }
 EMBEDDED_REWARD_MODELS = ("learned-rm", "gold-rm")
 KNOWN_HUB_POLICIES = ("gpt2", "distilgpt2", "lvwerra/gpt2-imdb", "HuggingFaceTB/SmolLM2-135M")
+
+
+def policy_choices() -> list[dict]:
+    """Every named policy a user can pick (embedded, the optional real LLM, known hub ids), with
+    whether it is usable here and, if not, why: the CLI's `zoo --json` and the Policy list share it."""
+    out = [{"name": e.name, "description": e.description, "needs_network": False, "available": True,
+            **{k: v for k, v in asset_info(e.name).items() if k in ("params", "trained_on")}}
+           for e in EMBEDDED_POLICIES.values()]
+    why = smollm2.missing()
+    out.append({"name": smollm2.NAME, "description": smollm2.DESCRIPTION, "needs_network": False,
+                "available": why is None, **({"unavailable": why, "install": smollm2.INSTALL} if why else {})})
+    out += [{"name": h, "description": "Hugging Face hub model", "needs_network": True, "available": True}
+            for h in KNOWN_HUB_POLICIES]
+    return out
 
 
 def asset_dir(name: str) -> str:
@@ -89,12 +107,28 @@ def check_local_folder(path: str, what: str) -> None:
         raise ZooError(f"{what} '{path}': no .safetensors weights found")
 
 
-def resolve(name: str, what: str = "policy") -> tuple[str, bool]:
-    """Map a user-facing name to (path-or-hub-id, is_hub). Raises ZooError with a clear message."""
+def resolve(name: str, what: str = "policy", materialise: bool = True) -> tuple[str, bool]:
+    """Map a user-facing name to (path-or-hub-id, is_hub). Raises ZooError with a clear message.
+
+    `materialise=False` only checks the name: `smollm2-135m` is then not converted (a 20 s job
+    for the worker, not for a page that is checking a form)."""
     if not isinstance(name, str) or not name.strip():
         raise ZooError(f"{what} name is empty")
     name = name.strip()
     embedded = EMBEDDED_POLICIES if what == "policy" else dict.fromkeys(EMBEDDED_REWARD_MODELS)
+    if what == "policy" and name == smollm2.NAME:
+        if not materialise:
+            why = smollm2.missing()
+            if why:
+                raise ZooError(f"policy '{name}': {why}")
+            return smollm2.cache_dir(), False
+        try:
+            return smollm2.ensure_converted(), False
+        except smollm2.NotInstalled as e:
+            raise ZooError(f"policy '{name}': {e}") from None
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ZooError(f"policy '{name}': converting its GGUF weights to {smollm2.cache_dir()} "
+                           f"failed ({type(e).__name__}: {e})") from None
     if name in embedded:
         path = asset_dir(name)
         check_local_folder(path, what)
