@@ -8,21 +8,22 @@ from rlhf_core.control import write_control
 from rlhf_core.rewards import RewardError
 from rlhf_core.store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
 from ui.common import guarded, progress_line, run_data, selected_run_id
-from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, sync_url
+from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, preset_picker, sync_url
 
 REFRESH_S = 1.0
 
 
-def start_run(values: dict) -> None:
+def start_run(values: dict, messages) -> None:
+    """Validate, preflight and submit; problems are shown in `messages`, right under Start."""
     try:
         cfg = RunConfig.parse(values)
         runs.preflight(cfg)
         run_id = runs.submit(cfg)
     except (ConfigError, RewardError, zoo.ZooError, runs.RunError, StoreError) as e:
-        st.error(f"Cannot start: {e}")
+        messages.error(f"Cannot start: {e}")
         return
     except OSError as e:
-        st.error(f"Cannot start: the runs folder is not usable ({e.strerror or e}).")
+        messages.error(f"Cannot start: the runs folder is not usable ({e.strerror or e}).")
         return
     st.query_params["run"] = run_id
     st.session_state["follow_samples"] = True
@@ -122,6 +123,30 @@ def run_panel(run_id: str) -> None:
         st.rerun()  # leave live mode: redraw the whole page once, without the timer
 
 
+def landing_view() -> None:
+    """Before Start: the most recent run that has steps (with a link to open it), else the empty
+    panels that a run will fill, so the first screen shows what the Playground does."""
+    st.info("Pick a preset and press **Start**: a real TRL run begins in a background worker, "
+            "and reward, KL and samples appear here within seconds.")
+    try:
+        recent = next((r for r in runs.list_runs() if r.steps_done), None)
+    except (runs.RunError, StoreError, OSError):
+        recent = None
+    if recent is None:
+        st.plotly_chart(plots.live_figure([]), key="landing_preview", config={"displaylogo": False})
+        st.caption("The six panels a run fills, step by step. Then its samples appear below them.")
+        return
+    cfg = recent.config or {}
+    c1, c2 = st.columns([4, 1])
+    c1.markdown(f"Your most recent run, `{recent.id}` ({recent.status}, {recent.steps_done}/"
+                f"{recent.steps_total} steps, {cfg.get('algorithm', '?').upper()}, β {cfg.get('kl_coef')}):")
+    if c2.button("Open it", key="open_recent"):
+        st.query_params["run"] = recent.id
+        st.rerun()
+    data = run_data(recent.id)
+    st.plotly_chart(plots.live_figure(data.rows, data.events), key="landing_recent", config={"displaylogo": False})
+
+
 @guarded
 def page() -> None:
     st.title("Playground")
@@ -129,18 +154,22 @@ def page() -> None:
         st.warning(w)
     left, right = st.columns([1, 2.6], gap="large")
     with left:
+        preset_picker()
+        # Start sits right under the preset, on the first screen; the knobs below it are read
+        # from their widget state, which is current when the click reruns the page
+        start = st.button("Start", type="primary", width="stretch", key="start")
+        messages = st.container()
         values = knob_panel()
         sync_url(values)
-        if st.button("Start", type="primary", width="stretch", key="start"):
-            start_run(values)
+        if start:
+            start_run(values, messages)
     with right:
         run_id, problem = selected_run_id()
         if problem:
             st.error(problem)
             return
         if run_id is None:
-            st.info("Pick a preset and press **Start**: a real TRL run begins in a background worker, "
-                    "and reward, KL and samples appear here within seconds.")
+            landing_view()
             return
         try:
             info = runs.info(run_id, with_last=True)

@@ -394,5 +394,5 @@ def cli_command(config_file: str = "config.yaml") -> str:
 
 
 def accelerate_command(config_file: str = "config.yaml", gpus: int = 2) -> str:
-    return (f"accelerate launch --num_processes {gpus} -m rlhf_core train {config_file} "
+    return (f"accelerate launch --multi_gpu --num_processes {gpus} -m rlhf_core train {config_file} "
             "--set device=cuda")

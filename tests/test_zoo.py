@@ -215,6 +215,35 @@ def test_cli_zoo_score_generate():
     assert r.returncode == 0, r.stderr
     texts = json.loads(r.stdout)
     assert len(texts) == 3 and all(t.startswith("This movie was") for t in texts)
+    assert r.stderr == ""  # the answer only: no weight-loading progress bars or library chatter
+    r = cli("score", "--reward", "learned-rm", POSITIVE)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_zoo_eval_cli():
+    r = cli("zoo", "eval", "--policy", "imdb-tiny", "--json")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    data = json.loads(r.stdout)
+    assert data["samples"] == 64 and 0 < data["real_word_fraction"] <= 1 and 0 < data["distinct_2"] <= 1
+    assert data["heldout_loss"] > 0 and data["heldout_bits_per_char"] > 0
+    assert data["real_reviews"]["real_word_fraction"] > 0.98
+    r = cli("zoo", "eval", "--policy", "no-such-policy-xyz")
+    assert r.returncode == 2 and "no-such-policy-xyz" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_readability_measures_can_tell_text_from_noise():
+    """The real-word fraction and distinct-2 must separate real reviews from the same reviews
+    with their letters shuffled inside each word, and from a looping "hacked" text."""
+    import random
+
+    from rlhf_core.zoo.data import imdb_reviews, split
+    from rlhf_core.zoo.evaluate import distinct_2, real_word_fraction
+
+    real = [r.text[:300] for r in split(imdb_reviews())[1][:100]]
+    rng = random.Random(0)
+    shuffled = [" ".join("".join(rng.sample(w, len(w))) for w in t.split()) for t in real]
+    assert real_word_fraction(real) > 0.97 > 0.6 > real_word_fraction(shuffled)
+    assert distinct_2(real) > 0.5 > 0.1 > distinct_2(["great great best best great great best best"] * 20)
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -127,8 +127,9 @@ def _coerce(name: str, raw: str):
     return raw
 
 
-def knob_panel() -> dict:
-    """Draw the controls; return the knob values as a dict (not yet validated)."""
+def preset_picker() -> None:
+    """The preset and a one-line description: with Start beneath them, the first screen of the
+    Playground (everything else may fold away)."""
     presets = list_presets()
     named = _named_policies()
     titles = {p.name: p.title + ("  (needs internet)" if p.needs_internet else "")
@@ -137,8 +138,14 @@ def knob_panel() -> dict:
     st.selectbox("Preset", [p.name for p in presets], key="preset", format_func=titles.get,
                  on_change=_on_preset_change, help="Start from a curated setting; every knob stays editable.")
     current = {p.name: p for p in presets}[st.session_state["preset"]]
-    st.caption(current.description)
+    first_sentence = current.description.split(". ")[0].rstrip(".") + "."
+    st.caption(first_sentence, help=current.description)
 
+
+def knob_panel() -> dict:
+    """Draw the knobs (the essential ones open, the rest folded); return their values as a dict
+    (not yet validated)."""
+    named = _named_policies()
     st.radio("Algorithm", ["grpo", "rloo", "ppo"], key=_state_key("algorithm"), horizontal=True,
              format_func=str.upper, help=HELP["algorithm"])
     policy_choice = st.selectbox("Policy", list(named) + [CUSTOM], key="knob_policy_choice",
@@ -158,19 +165,20 @@ def knob_panel() -> dict:
         st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))
 
     st.select_slider("kl_coef (β)", KL_CHOICES, key=_state_key("kl_coef"), help=HELP["kl_coef"])
-    st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), help=HELP["clip_range"])
-    st.select_slider("learning_rate", LR_CHOICES, key=_state_key("learning_rate"), format_func=lambda v: f"{v:g}",
-                     help=HELP["learning_rate"])
-    c1, c2 = st.columns(2)
-    c1.number_input("prompts / step", 1, 256, key=_state_key("prompts_per_step"), help=HELP["prompts_per_step"])
-    c2.number_input("generations / prompt", 1, 32, key=_state_key("generations_per_prompt"),
-                    help=HELP["generations_per_prompt"])
-    c1.number_input("response length", 1, 256, key=_state_key("response_length"), help=HELP["response_length"])
-    c2.number_input("update epochs", 1, 16, key=_state_key("update_epochs"), help=HELP["update_epochs"])
-    st.slider("temperature", 0.1, 2.0, key=_state_key("temperature"), step=0.1, help=HELP["temperature"])
-    c1, c2 = st.columns(2)
-    c1.number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
-    c2.number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
+    with st.expander("More knobs: ε, learning rate, batch, length, steps, seed"):
+        st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), help=HELP["clip_range"])
+        st.select_slider("learning_rate", LR_CHOICES, key=_state_key("learning_rate"),
+                         format_func=lambda v: f"{v:g}", help=HELP["learning_rate"])
+        c1, c2 = st.columns(2)
+        c1.number_input("prompts / step", 1, 256, key=_state_key("prompts_per_step"), help=HELP["prompts_per_step"])
+        c2.number_input("generations / prompt", 1, 32, key=_state_key("generations_per_prompt"),
+                        help=HELP["generations_per_prompt"])
+        c1.number_input("response length", 1, 256, key=_state_key("response_length"), help=HELP["response_length"])
+        c2.number_input("update epochs", 1, 16, key=_state_key("update_epochs"), help=HELP["update_epochs"])
+        st.slider("temperature", 0.1, 2.0, key=_state_key("temperature"), step=0.1, help=HELP["temperature"])
+        c1, c2 = st.columns(2)
+        c1.number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
+        c2.number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
 
     values = {name: st.session_state[_state_key(name)] for name in URL_KNOBS if name not in ("policy", "reward")}
     values.update(policy=policy, reward=reward)

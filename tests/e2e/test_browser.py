@@ -121,6 +121,30 @@ def record_timing(name, seconds):
     print(f"{name}: {seconds:.3f} s")
 
 
+@pytest.mark.parametrize("width,height", [(1366, 768), (1440, 900)])
+def test_first_screen_has_preset_and_start(server, browser, width, height):
+    """On a laptop screen a newcomer sees the preset, its description and Start without scrolling,
+    beside the panels a run will fill. The bound leaves ~110 px of the screen to browser chrome."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    pg = ctx.new_page()
+    try:
+        pg.goto(server["url"] + "/")
+        start = pg.get_by_role("button", name="Start")
+        start.wait_for(timeout=30_000)
+        pg.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        visible = height - 110
+        for name, locator in (("Start", start),
+                              ("Preset", pg.locator('[data-testid="stSelectbox"]').filter(has_text="Preset")),
+                              ("panels", pg.locator(".js-plotly-plot").first)):
+            box = locator.bounding_box()
+            assert box is not None and box["y"] < visible, (name, box)
+        assert start.bounding_box()["y"] + start.bounding_box()["height"] <= visible
+        assert pg.evaluate("() => window.scrollY") == 0
+        shot(pg, f"first-screen-{width}x{height}.png")
+    finally:
+        ctx.close()
+
+
 def test_playground_start_live_beta_stop_reload(server, page):
     page.goto(server["url"] + "/?steps=2000&preset=classic-grpo")
     pool = os.path.join(server["runs_root"], ".pool")
