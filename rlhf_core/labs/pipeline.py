@@ -174,13 +174,13 @@ CHECKS = [
           "SFT scores above the base model on the gold judge (95 % interval of the paired gain above 0).",
           "Ouyang et al. 2022 (InstructGPT), Fig. 1: SFT above the pretrained model",
           "The demonstrations may not carry what the judge rewards, or too few prompts resolve the gap; "
-          "test: the base and SFT scores shuffled between the two policies per prompt.",
+          "test: the mean gain shrunk to half its standard error, every prompt's noise kept.",
           _beats("sft", "base")),
     Check("rlhf_beats_sft", "Online RL against a reward model learnt from preference pairs beats SFT on the "
           "independent gold judge (95 % interval of the paired gain above 0).",
           "Stiennon et al. 2020, Fig. 1; Ouyang et al. 2022, Fig. 1",
-          "RL can over-optimise an imperfect proxy (T3): the judge then sees no gain, or a loss; test: the SFT "
-          "and RLHF scores shuffled between the two policies per prompt.",
+          "RL can over-optimise an imperfect proxy (T3): the judge then sees no gain, or a loss; test: the "
+          "mean gain shrunk to half its standard error, every prompt's noise kept.",
           _beats("rlhf", "sft")),
 ]
 
