@@ -70,7 +70,7 @@ def per_process_batch(cfg: RunConfig) -> int:
 def lora_config(cfg: RunConfig):
     """peft's LoraConfig for `lora_rank > 0`, else None. The adapted layers are peft's default for
     the architecture (the attention query and value projections for Llama, as in the LoRA paper):
-    adapting every linear layer made a SmolLM2 step 1.2 s slower on 2 CPU cores, most of it in
+    adapting every linear layer made a SmolLM2 step about 1 s slower on 2 CPU cores, most of it in
     generation, where unmerged adapters cost an extra matmul per layer and token."""
     if not cfg.lora_rank:
         return None
