@@ -203,12 +203,11 @@ def cmd_zoo_eval(a) -> int:
 
 
 def _quiet_libraries() -> None:
-    """A CLI answer is the answer: no weight-loading progress bars or library warnings on stderr
-    (errors still come through as our own one-line messages)."""
-    from transformers.utils import logging as hf_logging
+    """A CLI answer is the answer: the worker's silencing of progress bars and library chatter
+    (our own one-line errors still come through)."""
+    from .worker import _quiet_libraries as quiet
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet()
 
 
 def cmd_score(a) -> int:

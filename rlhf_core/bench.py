@@ -424,7 +424,7 @@ def gpu_check(steps: int = 20) -> dict:
             out["runs"][name] = _timed_run([sys.executable, "-m", "rlhf_core", *args], name, steps, workdir)
         if gpus >= 2:
             out["runs"]["accelerate_2_processes"] = _timed_run(
-                ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+                ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
                  "no", "--dynamo_backend", "no", "-m", "rlhf_core", "train", "presets/classic-grpo.yaml"],
                 "accelerate_2_processes", steps, workdir)
         else:

@@ -61,8 +61,9 @@ class RunConfig(BaseModel):
                          "1 measured fastest for the tiny policy on a busy 2-core box.")
     prompt_tokens: int = Field(8, ge=2, le=256, description="Length of each review opening used as a prompt, in tokens.")
     lora_rank: int = Field(0, ge=0, le=256, description="LoRA rank (peft). 0 trains every weight; r > 0 trains "
-                           "rank-r adapters on every linear layer, and the reference model is the same "
-                           "model with its adapters off, so no second copy is held.")
+                           "rank-r adapters on peft's default layers for the architecture (attention query "
+                           "and value for Llama), and the reference model is the same model with its "
+                           "adapters off, so no second copy is held.")
     lora_alpha: float = Field(32.0, gt=0, le=4096, description="LoRA scaling numerator (the update is scaled "
                               "by lora_alpha / lora_rank); used only when lora_rank > 0.")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")

@@ -12,6 +12,7 @@ cut a word are skipped rather than trimmed.
 
 from __future__ import annotations
 
+from .config import ConfigError
 from .zoo.data import imdb_reviews, split
 
 TRAIN_PROMPTS = 4096
@@ -19,8 +20,8 @@ EVAL_PROMPTS = 256
 _cache: dict[tuple, tuple[tuple[int, ...], ...]] = {}
 
 
-class PromptError(ValueError):
-    """Too few review openings fit the request; the message names the setting."""
+class PromptError(ConfigError):
+    """No review opening fits the request: a config problem, and the message names the setting."""
 
 
 def continues_word(before: str, after: str) -> bool:

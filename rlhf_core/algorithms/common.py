@@ -91,10 +91,8 @@ def adapters_disabled(model) -> bool:
 
 
 def is_peft(model) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
+    from peft import PeftModel
+
     return isinstance(model, PeftModel)
 
 
