@@ -10,7 +10,9 @@ from rlhf_core.store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
 from ui.common import guarded, progress_line, run_data, selected_run_id
 from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, preset_picker, sync_url
 
-REFRESH_S = 1.0
+# twice a second: with the chart's data replaced in place a refresh is cheap for the browser, and a
+# step shows about half a second after the worker stores it (bench --browser)
+REFRESH_S = 0.5
 
 
 def start_run(values: dict, messages) -> None:
@@ -30,8 +32,10 @@ def start_run(values: dict, messages) -> None:
     st.rerun()
 
 
+@st.fragment
 def live_controls(run_id: str, info: runs.RunInfo) -> None:
-    """Apply beta/epsilon mid-run, and Stop. Changes land at the next step and become events."""
+    """Apply beta/epsilon mid-run, and Stop. Changes land at the next step and become events.
+    A fragment: a click here reruns these controls only, not the page and its chart."""
     last = info.last or {}
     cfg = info.config or {}
     cur_kl = last.get("kl_coef", cfg.get("kl_coef", 0.05))
@@ -85,7 +89,7 @@ def samples_view(run_id: str) -> None:
 
 
 def run_panel(run_id: str) -> None:
-    """Status, alarms, charts and samples; refreshed every second while the run is live."""
+    """Status, alarms, charts and samples; refreshed every REFRESH_S while the run is live."""
     try:
         info = runs.info(run_id)
         data = run_data(run_id)
@@ -103,16 +107,16 @@ def run_panel(run_id: str) -> None:
     rows, events = data.rows, data.events
     frozen_key = f"_frozen_{run_id}"
     if st.session_state.get("pause_live") and info.status in LIVE_STATUSES:
-        # an unchanged figure is not redrawn, so zoom and pan survive the refreshes
+        # unchanged data are not sent again: the chart holds still while the run goes on
         rows, events = st.session_state.setdefault(frozen_key, (list(rows), list(events)))
         st.caption(f"Paused at step {rows[-1]['step'] if rows else 0}: zoom and pan freely; "
                    "untick 'Pause live' to catch up.")
     else:
         st.session_state.pop(frozen_key, None)
-    if rows:
-        st.plotly_chart(plots.live_figure(rows, events), key=f"live_chart_{run_id}",
-                        config={"displaylogo": False})
-    else:
+    # drawn empty while the worker starts, so that the first step only adds data to a chart that
+    # the browser has already built
+    st.vega_lite_chart(plots.live_spec(rows, events, f"Live charts of run {run_id}"), key=f"live_chart_{run_id}")
+    if not rows:
         st.caption("Waiting for the first step…")
     st.divider()
     samples_view(run_id)
@@ -133,7 +137,7 @@ def landing_view() -> None:
     except (runs.RunError, StoreError, OSError):
         recent = None
     if recent is None:
-        st.plotly_chart(plots.live_figure([]), key="landing_preview", config={"displaylogo": False})
+        st.vega_lite_chart(plots.live_spec([], description="Empty live charts"), key="landing_preview")
         st.caption("The six panels a run fills, step by step. Then its samples appear below them.")
         return
     cfg = recent.config or {}
@@ -144,7 +148,8 @@ def landing_view() -> None:
         st.query_params["run"] = recent.id
         st.rerun()
     data = run_data(recent.id)
-    st.plotly_chart(plots.live_figure(data.rows, data.events), key="landing_recent", config={"displaylogo": False})
+    st.vega_lite_chart(plots.live_spec(data.rows, data.events, f"Charts of the most recent run, {recent.id}"),
+                       key="landing_recent")
 
 
 @guarded

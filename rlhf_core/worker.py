@@ -1,6 +1,7 @@
 """The training worker: `python -m rlhf_core.worker RUN_DIR [--allow-code]`.
 
-Started by `rlhf_core.runs` as a subprocess in its own session at lowered priority, or run in
+Started by `rlhf_core.runs` as a subprocess in its own session (at lowered priority from its
+first stored step on), or run in
 the foreground by `python -m rlhf_core train`. It reads RUN_DIR/config.yaml, builds the TRL
 trainer, and writes every step (metrics, samples, knob events) to RUN_DIR/run.sqlite in one
 transaction. It obeys RUN_DIR/control.json (stop, live kl_coef / clip_range) and SIGTERM.
@@ -76,6 +77,8 @@ def _make_callback(adapter_box: dict, recorder, store: RunStore | None, watcher:
             self.t_last = now
             if store is not None:
                 store.write_step(step, metrics, roll.samples())
+            if step == 1:
+                _yield_priority()
             if progress is not None:
                 progress(step, total, metrics)
             bad = [k for k in ("policy_loss", "value_loss", "reward") if isinstance(metrics.get(k), float)
@@ -87,6 +90,21 @@ def _make_callback(adapter_box: dict, recorder, store: RunStore | None, watcher:
             apply_control(adapter, watcher, store, step + 1)
 
     return StepCallback()
+
+
+_NICE = {"after_first_step": 0}
+
+
+def _yield_priority() -> None:
+    """Lower this worker's CPU priority once its first step is stored. Until then it competes
+    on equal terms with the app server and the browser, so the first point comes quickly; from
+    then on they go first, so clicks answer quickly while it trains."""
+    if _NICE["after_first_step"]:
+        try:
+            os.nice(_NICE["after_first_step"])
+        except OSError:
+            pass
+        _NICE["after_first_step"] = 0
 
 
 def apply_control(adapter, watcher: ControlWatcher, store: RunStore | None, next_step: int) -> None:
@@ -331,13 +349,10 @@ def main(argv=None) -> int:
     p.add_argument("--warm", metavar="POOL_DIR", help="start as a warm pooled worker waiting for a job")
     p.add_argument("--owner", type=int, default=None, help="pid whose exit ends an idle warm worker")
     p.add_argument("--allow-code", action="store_true", help="allow file:<path>:<fn> rewards")
-    p.add_argument("--nice", type=int, default=5, help="lower the worker's CPU priority by this much")
+    p.add_argument("--nice", type=int, default=5,
+                   help="lower the worker's CPU priority by this much once its first step is stored")
     a = p.parse_args(argv)
-    if a.nice:
-        try:
-            os.nice(a.nice)
-        except OSError:
-            pass
+    _NICE["after_first_step"] = a.nice
     if a.warm:
         return serve_warm(a.warm, a.owner or os.getppid())
     if not a.run_dir:

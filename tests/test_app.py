@@ -128,7 +128,7 @@ def test_start_live_knob_change_and_stop(app):
     wait_for(lambda: RunStore(path).count_steps() >= 2)
     app.run()
     no_exceptions(app)
-    assert app.get("plotly_chart"), "the live chart shows once steps arrive"
+    assert app.get("vega_lite_chart"), "the live chart shows once steps arrive"
     app.select_slider(key=f"live_kl_{run_id}").set_value(0.5)
     app.button(key=f"apply_{run_id}").click().run()
     no_exceptions(app)
@@ -141,7 +141,7 @@ def test_start_live_knob_change_and_stop(app):
     assert rows[-1]["kl_coef"] == 0.5
     app.run()
     no_exceptions(app)
-    assert app.get("plotly_chart")  # a finished run reopens with its data
+    assert app.get("vega_lite_chart")  # a finished run reopens with its data
 
 
 def _finished_run(kl_coef):

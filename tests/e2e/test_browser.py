@@ -14,7 +14,10 @@ import urllib.request
 
 import pytest
 
+from rlhf_core.bench_browser import LIVE_CHART_JS
 from tests.conftest import ROOT
+
+LIVE_CHART = '[data-testid="stVegaLiteChart"]'
 
 CHROMIUM = os.environ.get("RLHF_EXPLORER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -87,23 +90,23 @@ def shot(page, name):
     page.screenshot(path=os.path.join(SHOTS, name), full_page=False)
 
 
-JS_REWARD_POINTS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  if (!gd || !gd._fullData) return -1;
-  const t = gd._fullData.find(t => t.name === 'reward');
-  return t ? t._length : -1;
-}"""
-JS_ANNOTATIONS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  return gd && gd.layout && gd.layout.annotations ? gd.layout.annotations.map(a => a.text) : [];
-}"""
+def live_points(page) -> int:
+    """How many steps the Playground's live chart (a Vega view) is drawing; -1 before it exists."""
+    state = page.evaluate(LIVE_CHART_JS)
+    return state["points"] if state else -1
 
 
-def wait_js(page, script, predicate, timeout=60.0):
+def live_marks(page) -> list[str]:
+    """The labels of the chart's knob-change markers (for example 'β→0.2')."""
+    state = page.evaluate(LIVE_CHART_JS)
+    return state["marks"] if state else []
+
+
+def wait_js(page, read, predicate, timeout=60.0):
     deadline = time.time() + timeout
     value = None
     while time.time() < deadline:
-        value = page.evaluate(script)
+        value = read(page)
         if predicate(value):
             return value
         page.wait_for_timeout(300)
@@ -131,11 +134,11 @@ def test_first_screen_has_preset_and_start(server, browser, width, height):
         pg.goto(server["url"] + "/")
         start = pg.get_by_role("button", name="Start")
         start.wait_for(timeout=30_000)
-        pg.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        pg.locator(LIVE_CHART).first.wait_for(timeout=30_000)
         visible = height - 110
         for name, locator in (("Start", start),
                               ("Preset", pg.locator('[data-testid="stSelectbox"]').filter(has_text="Preset")),
-                              ("panels", pg.locator(".js-plotly-plot").first)):
+                              ("panels", pg.locator(LIVE_CHART).first)):
             box = locator.bounding_box()
             assert box is not None and box["y"] < visible, (name, box)
         assert start.bounding_box()["y"] + start.bounding_box()["height"] <= visible
@@ -155,9 +158,9 @@ def test_playground_start_live_beta_stop_reload(server, page):
     t_click = time.time()
     page.get_by_role("button", name="Start").click()
     page.wait_for_url("**run=*", timeout=30_000)
-    first = wait_js(page, JS_REWARD_POINTS, lambda n: n >= 1, timeout=90)
+    first = wait_js(page, live_points, lambda n: n >= 1, timeout=90)
     record_timing("start_click_to_first_point_s", time.time() - t_click)
-    later = wait_js(page, JS_REWARD_POINTS, lambda n: n >= first + 3, timeout=60)
+    later = wait_js(page, live_points, lambda n: n >= first + 3, timeout=60)
     assert later > first  # the chart gains points live
     shot(page, "playground-live.png")
 
@@ -176,7 +179,7 @@ def test_playground_start_live_beta_stop_reload(server, page):
     handle.press("ArrowRight")
     handle.press("ArrowRight")
     page.get_by_role("button", name="Apply").click()
-    marks = wait_js(page, JS_ANNOTATIONS, lambda a: any("β→" in t for t in a), timeout=30)
+    marks = wait_js(page, live_marks, lambda a: any("β→" in t for t in a), timeout=30)
     assert any("β→0.2" in t for t in marks), marks
     shot(page, "playground-beta-marker.png")
 
@@ -187,7 +190,7 @@ def test_playground_start_live_beta_stop_reload(server, page):
     page.reload()
     page.get_by_text("stopped · step").first.wait_for(timeout=30_000)
     assert page.url == url
-    assert wait_js(page, JS_REWARD_POINTS, lambda n: n >= later, timeout=30) >= later
+    assert wait_js(page, live_points, lambda n: n >= later, timeout=30) >= later
     shot(page, "playground-reloaded.png")
 
 
