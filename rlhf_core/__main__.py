@@ -5,7 +5,8 @@
     zoo [--json]                   zoo eval [--policy NAME] [--json]
     score --reward NAME TEXT...
     generate --policy NAME --prompt TEXT [-n N]
-    bench [--quick] [--json]       lab NAME [--quick] [--json]
+    bench [--quick] [--json] [--browser] [--labs] [--gpu] [--out FILE]
+    lab NAME [--quick] [--json]
 
 Exit codes: 0 success, 1 run failure, 2 invalid input (one line naming the field, no traceback).
 """
@@ -252,7 +253,7 @@ def cmd_generate(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import main as bench_main
 
-    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs, out=a.out, gpu=a.gpu)
+    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs, out=a.out, gpu=a.gpu, browser=a.browser)
 
 
 def cmd_lab(a) -> int:
@@ -338,8 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--labs", action="store_true", help="time every lab at its default and largest settings "
                    "(--quick: default only)")
-    b.add_argument("--out", help="with --labs: also write the timings as JSON to this file "
-                   "(docs/lab-timings.json is written this way)")
+    b.add_argument("--out", help="also write the result, with the command, git commit and machine, as JSON to "
+                   "this file (docs/bench-results.json and docs/lab-timings.json are written this way)")
+    b.add_argument("--browser", action="store_true", help="only the browser figures: click latency and step-to-"
+                   "pixels in Chromium while a run trains, and the server's memory with every page visited")
     b.add_argument("--gpu", action="store_true", help="on a CUDA machine: step times and peak GPU memory of the "
                    "default preset, SmolLM2 and a 2-process accelerate run")
     b.set_defaults(fn=cmd_bench)

@@ -52,6 +52,10 @@ class RunConfig(BaseModel):
     generations_per_prompt: int = Field(4, ge=1, le=256, description="Completions per prompt (GRPO/RLOO need >= 2 "
                                         "to form a group baseline).")
     response_length: int = Field(24, ge=1, le=1024, description="Maximum new tokens per completion.")
+    min_response_length: int = Field(0, ge=0, le=1024, description="Generate at least this many new tokens per "
+                                     "completion (0 = a completion may end early at the end-of-text token). Set "
+                                     "equal to response_length, every step generates the same number of tokens, "
+                                     "so step times compare like for like (the benchmarks do). GRPO and RLOO only.")
     temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature.")
     update_epochs: int = Field(1, ge=1, le=64, description="Optimisation passes over each rollout (GRPO/RLOO "
                                "num_iterations, PPO num_ppo_epochs). With 1 the importance ratio is 1 and clipping is inert.")
@@ -91,6 +95,11 @@ class RunConfig(BaseModel):
         if self.algorithm in ("grpo", "rloo") and self.generations_per_prompt < 2:
             raise ValueError(f"generations_per_prompt must be >= 2 for {self.algorithm} "
                              f"(it needs a group to compare against), got {self.generations_per_prompt}")
+        if self.min_response_length > self.response_length:
+            raise ValueError(f"min_response_length ({self.min_response_length}) must not exceed response_length "
+                             f"({self.response_length})")
+        if self.min_response_length and self.algorithm == "ppo":
+            raise ValueError("min_response_length is supported for grpo and rloo only, not ppo")
         return self
 
     # ---- construction helpers -----------------------------------------------------------------

@@ -40,6 +40,7 @@ class GroupAdapter:
             num_generations=cfg.generations_per_prompt,
             max_completion_length=cfg.response_length,
             temperature=cfg.temperature,
+            generation_kwargs={"min_new_tokens": cfg.min_response_length} if cfg.min_response_length else None,
             beta=cfg.kl_coef or 1.0,
             epsilon=cfg.clip_range,
             num_iterations=cfg.update_epochs,
