@@ -58,10 +58,23 @@ TARGETS = {"speedup_vs_trl_defaults": (">=", 1.25), "overhead_vs_tuned_trl": ("<
            "smollm2_reward_plus_0_3_s": ("<=", 300.0)}
 
 
+def _cpu() -> dict:
+    """The CPU's model and whether it does bf16 natively (without it, bf16 is emulated and slow,
+    which decides how much TRL's default bf16 costs here)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return {}
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), None)
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    return {"cpu_model": model, "bf16_native": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def machine() -> dict:
     import torch
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": platform.processor() or platform.machine(), **_cpu(), "cores": os.cpu_count(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "python": platform.python_version(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
