@@ -46,7 +46,7 @@ def sidebar() -> None:
         st.caption(f"{len(all_runs)} runs · {live} training · {queued} queued · cap {runs.default_cap()}")
         st.caption(f"Runs folder: `{runs.runs_root()}`")
         try:  # a pre-started worker makes Start -> first point about a second
-            pool.ensure_warm(runs.ensure_root(), owner_pid=os.getpid(), live_runs=live)
+            pool.ensure_warm(runs.ensure_root(), owner_pid=os.getpid(), live_runs=live, queued_runs=queued)
         except (OSError, runs.RunError):
             pass
 

@@ -4,6 +4,7 @@ default policy, so that Start -> first stored step takes about a second instead 
 Protocol (files in <runs root>/.pool/, every step an atomic create or rename):
     <pid>.booting   the worker is importing and preloading
     <pid>.ready     idle and waiting; a launcher claims it by renaming it to <pid>.claimed
+                    (a booting one too, when none is ready: it reads its job once booted)
     <pid>.job       the launcher's hand-over: {"run_dir": ..., "allow_code": ...}
 A warm worker serves exactly one run, then exits (a fresh process per run keeps runs isolated);
 the launcher starts a replacement as it claims one. Warm workers exit when their owner (the app
@@ -21,6 +22,7 @@ import time
 POOL_ENV = "RLHF_EXPLORER_WARM_POOL"
 POOL_SUBDIR = ".pool"
 IDLE_LIMIT_S = 3600
+BACKGROUND_NICE = 19
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -51,7 +53,9 @@ def warm_count(root: str) -> int:
     return sum(1 for suffix in (".booting", ".ready") for pid in _pids(folder, suffix) if _alive(pid))
 
 
-def spawn(root: str, owner_pid: int) -> int:
+def spawn(root: str, owner_pid: int, background: bool = False) -> int:
+    """Start a warm worker. `background`: a run is training, so it boots at the lowest priority
+    and takes only CPU the run and the app leave over."""
     folder = pool_dir(root)
     os.makedirs(folder, exist_ok=True)
     env = dict(os.environ)
@@ -59,14 +63,16 @@ def spawn(root: str, owner_pid: int) -> int:
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     with open(os.path.join(folder, "warm.log"), "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "rlhf_core.worker", "--warm", folder,
-                                 "--owner", str(owner_pid)], stdin=subprocess.DEVNULL, stdout=log,
+                                 "--owner", str(owner_pid), *(["--boot-nice", str(BACKGROUND_NICE)] if background else [])],
+                                stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=_PROJECT_ROOT)
     # mark it at once, so that two page loads do not both start one
     open(os.path.join(folder, f"{proc.pid}.booting"), "w").close()
     return proc.pid
 
 
-def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1, live_runs: int | None = None) -> int:
+def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1, live_runs: int | None = None,
+                queued_runs: int | None = None) -> int:
     """Keep `size` warm workers booting or ready for this runs root. Returns how many started.
 
     The owner (the app server, which passes its pid) is remembered in .pool/owner, so that a
@@ -92,16 +98,21 @@ def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1, live_run
     from .runs import default_cap, list_runs
     from .store import LIVE_STATUSES
 
-    if live_runs is None:
-        live_runs = sum(r.status in LIVE_STATUSES for r in list_runs(root))
-    if live_runs >= default_cap():
-        # No run could start now, and a booting worker would take CPU from the one training:
-        # the next launcher (or the finishing worker) tops the pool up once a slot is free.
+    if live_runs is None or queued_runs is None:
+        listed = list_runs(root)
+        live_runs = sum(r.status in LIVE_STATUSES for r in listed) if live_runs is None else live_runs
+        queued_runs = sum(r.status == "queued" for r in listed) if queued_runs is None else queued_runs
+    busy = live_runs >= default_cap()
+    if busy and not queued_runs:
+        # No run could start now and none waits: a booting worker would only take CPU from the one
+        # training; the finishing worker tops the pool up once a slot is free.
         return 0
+    # With runs queued behind a training one (a sweep), boot the next run's worker now, at the
+    # lowest priority, so that the queued run starts warm the moment the slot frees.
     _cleanup(root)
     started = 0
     while warm_count(root) < size:
-        spawn(root, owner_pid)
+        spawn(root, owner_pid, background=busy)
         started += 1
     return started
 
@@ -118,16 +129,18 @@ def _cleanup(root: str) -> None:
 
 
 def claim(root: str) -> int | None:
-    """Atomically take an idle warm worker; None when there is none."""
+    """Atomically take a warm worker; None when there is none. A ready one first, else one still
+    booting: it is further along than a cold start would be, and reads its job once booted."""
     folder = pool_dir(root)
-    for pid in _pids(folder, ".ready"):
-        if not _alive(pid):
-            continue
-        try:
-            os.rename(os.path.join(folder, f"{pid}.ready"), os.path.join(folder, f"{pid}.claimed"))
-        except OSError:
-            continue  # another launcher was faster
-        return pid
+    for suffix in (".ready", ".booting"):
+        for pid in _pids(folder, suffix):
+            if not _alive(pid):
+                continue
+            try:
+                os.rename(os.path.join(folder, f"{pid}{suffix}"), os.path.join(folder, f"{pid}.claimed"))
+            except OSError:
+                continue  # another launcher was faster, or it just became ready
+            return pid
     return None
 
 
@@ -148,9 +161,11 @@ def wait_for_job(folder: str, owner_pid: int, poll_s: float = 0.05) -> dict | No
     ready = os.path.join(folder, f"{pid}.ready")
     claimed = os.path.join(folder, f"{pid}.claimed")
     job = os.path.join(folder, f"{pid}.job")
-    open(ready, "w").close()
-    if os.path.exists(booting):
-        os.unlink(booting)
+    try:  # announce readiness, unless a launcher claimed this worker while it was booting
+        os.rename(booting, ready)
+    except FileNotFoundError:
+        if not os.path.exists(claimed):
+            open(ready, "w").close()
     t_ready = time.time()
     t_claimed = None
     while True:

@@ -304,10 +304,16 @@ def schedule(root: str | None = None, cap: int | None = None) -> list[str]:
 
 def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, cap: int | None = None) -> str:
     """Queue a run and start it if the cap allows. Returns its run id."""
+    from . import pool
+
     path = create_run(cfg, root)
     if allow_code:
         RunStore(path).set_meta(allow_code=True)
     schedule(root, cap)
+    try:  # queued behind a live run: have its warm worker boot meanwhile
+        pool.ensure_warm(runs_root(root))
+    except OSError:
+        pass
     return os.path.basename(path)
 
 

@@ -351,8 +351,15 @@ def main(argv=None) -> int:
     p.add_argument("--allow-code", action="store_true", help="allow file:<path>:<fn> rewards")
     p.add_argument("--nice", type=int, default=5,
                    help="lower the worker's CPU priority by this much once its first step is stored")
+    p.add_argument("--boot-nice", type=int, default=0,
+                   help="lower it by this much from the start (a warm worker booting while a run trains)")
     a = p.parse_args(argv)
-    _NICE["after_first_step"] = a.nice
+    if a.boot_nice:
+        try:
+            os.nice(a.boot_nice)
+        except OSError:
+            pass
+    _NICE["after_first_step"] = max(0, a.nice - a.boot_nice)
     if a.warm:
         return serve_warm(a.warm, a.owner or os.getppid())
     if not a.run_dir:

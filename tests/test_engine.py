@@ -337,6 +337,31 @@ def test_warm_pool_hands_a_run_to_a_preloaded_worker(runs_root, monkeypatch):
                 pass
 
 
+def test_queued_runs_start_from_a_warm_worker(runs_root, monkeypatch):
+    """A sweep: the run queued behind a training one gets a warm worker booting (at the lowest
+    priority) while the first trains, and starts warm when the slot frees."""
+    from rlhf_core import pool
+
+    monkeypatch.setenv("RLHF_EXPLORER_WARM_POOL", "1")
+    root = runs.ensure_root()
+    pool.ensure_warm(root, owner_pid=os.getpid())
+    wait_for(lambda: any(n.endswith(".ready") for n in os.listdir(pool.pool_dir(root))), timeout=120)
+    first = runs.submit(RunConfig.parse({**FAST, "steps": 12}))
+    assert pool.warm_count(root) == 0  # nothing waits: no worker boots beside the training one
+    second = runs.submit(RunConfig.parse(FAST))
+    assert runs.info(second).status == "queued"
+    assert pool.warm_count(root) == 1  # booting for the queued run
+    wait_for(lambda: runs.info(second).status == "finished", timeout=240)
+    assert RunStore(runs.run_dir(first)).meta()["warm"] is True
+    assert RunStore(runs.run_dir(second)).meta()["warm"] is True
+    for name in os.listdir(pool.pool_dir(root)):
+        if name.split(".")[0].isdigit():
+            try:
+                os.kill(int(name.split(".")[0]), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
 def test_bad_control_values_written_by_hand_are_rejected_as_events(tmp_path):
     """control.json is a plain file anyone can write; the worker applies RunConfig's rules to it."""
     import json as _json
