@@ -99,15 +99,20 @@ def _env(**extra) -> dict:
     return env
 
 
-def _peak_rss_mb(pid: int) -> float | None:
+def status_mb(pid: int, field: str) -> float | None:
+    """A memory field of /proc/PID/status in MB (VmRSS: now, VmHWM: peak); None if unreadable."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    return status_mb(pid, "VmHWM")
 
 
 def _run_and_watch(cmd: list[str], env: dict, timeout: float) -> tuple[int, float | None, str]:
@@ -130,10 +135,10 @@ BENCH_LR = 3e-4  # the default preset's learning rate, on every side of the step
 FIXED_LENGTH = 24  # every completion exactly this long (min = max new tokens) on every side
 
 
-def _ours(algorithm: str, steps: int, warmup: int, workdir: str) -> dict:
+def _ours(algorithm: str, steps: int, warmup: int, workdir: str, tag: str = "") -> dict:
     from .store import RunStore
 
-    run_dir = os.path.join(workdir, f"ours-{algorithm}")
+    run_dir = os.path.join(workdir, f"ours-{algorithm}{tag}")
     preset = "ppo-value-head.yaml" if algorithm == "ppo" else "classic-grpo.yaml"
     sets = [f"steps={steps + warmup}", f"algorithm={algorithm}", f"learning_rate={BENCH_LR}",
             f"response_length={FIXED_LENGTH}"]
@@ -194,7 +199,7 @@ print("BENCH_JSON" + json.dumps({"steps": steps_seen, "bf16": args.bf16, "learni
 '''
 
 
-def _bare(mode: str, steps: int, workdir: str, lr: float = BENCH_LR, fixed: int = FIXED_LENGTH) -> dict:
+def _bare(mode: str, steps: int, workdir: str, lr: float = BENCH_LR, fixed: int = FIXED_LENGTH, tag: str = "") -> dict:
     """TRL's GRPOTrainer used directly: `defaults` keeps TRL's default config (lr too, if lr=0),
     `tuned` sets what a careful user would (no checkpointing, fp32 on CPU, no dropout, constant lr).
     Returns the per-step timeline and `launched`, the wall time just before the process started."""
@@ -202,12 +207,22 @@ def _bare(mode: str, steps: int, workdir: str, lr: float = BENCH_LR, fixed: int 
     with open(script, "w") as f:
         f.write(BARE_SCRIPT)
     launched = time.time()
-    cmd = [sys.executable, script, mode, str(steps), os.path.join(workdir, f"bare-{mode}-{lr}"), str(lr), str(fixed)]
+    cmd = [sys.executable, script, mode, str(steps), os.path.join(workdir, f"bare-{mode}-{lr}{tag}"), str(lr), str(fixed)]
     code, peak, log = _run_and_watch(cmd, _env(BENCH_THREADS="1"), timeout=1800)
     line = next((ln for ln in log.splitlines() if ln.startswith("BENCH_JSON")), None)
     if code != 0 or line is None:
         return {"error": log[-500:]}
     return {"launched": launched, **json.loads(line[len("BENCH_JSON"):])}
+
+
+def _mean_of(a: dict, b: dict) -> dict:
+    """Two measurements of one side as one: numbers averaged, the rest taken from the first."""
+    if "error" in a or "error" in b:
+        return a if "error" in a else b
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    return {k: (a[k] + b[k]) / 2 if number(a[k]) and number(b.get(k)) else a[k] for k in a}
 
 
 def _step_summary(bare: dict, warmup: int) -> dict:
@@ -436,9 +451,18 @@ def run_suite(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="rlhf-bench-") as workdir:
         detail: dict = {"quick": quick, "steps_measured": steps, "warmup_steps": warmup, "learning_rate": BENCH_LR,
                         "completion_tokens": FIXED_LENGTH}
-        detail["ours"] = {a: _ours(a, steps, warmup, workdir) for a in ("grpo", "rloo", "ppo")}
-        detail["trl_defaults_grpo"] = _step_summary(_bare("defaults", steps + warmup, workdir), warmup)
-        detail["tuned_trl_grpo"] = _step_summary(_bare("tuned", steps + warmup, workdir), warmup)
+        # in the order ours, tuned, TRL's defaults, tuned, ours: each ratio compares neighbours,
+        # and a slow spell of the machine falls on both sides of it
+        order = [("ours", "a"), ("tuned", "a"), ("defaults", ""), ("tuned", "b"), ("ours", "b")]
+        timed = {}
+        for side, tag in order:
+            timed[side + tag] = (_ours("grpo", steps, warmup, workdir, tag) if side == "ours" else
+                                 _step_summary(_bare(side, steps + warmup, workdir, tag=tag), warmup))
+        detail["step_time_runs"] = {"order": [s + t for s, t in order], **timed}
+        detail["ours"] = {"grpo": _mean_of(timed["oursa"], timed["oursb"]),
+                          **{a: _ours(a, steps, warmup, workdir) for a in ("rloo", "ppo")}}
+        detail["trl_defaults_grpo"] = timed["defaults"]
+        detail["tuned_trl_grpo"] = _mean_of(timed["tuneda"], timed["tunedb"])
         detail["time_to_reward_gain"] = _time_to_gain(8 if quick else 60, workdir)
         detail["from_start_cold"] = _from_start(False, seeds, 8 if quick else 60, workdir)
         detail["from_start_warm"] = _from_start(True, seeds, 8 if quick else 60, workdir)

@@ -111,14 +111,9 @@ def unavailable() -> str | None:
 
 
 def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    from .bench import status_mb
+
+    return status_mb(pid, "VmRSS") or 0.0
 
 
 class AppServer:
