@@ -64,12 +64,12 @@ def main() -> int:
     readme = os.path.join(ROOT, "README.md")
     with open(readme) as f:
         text = f.read()
-    block = re.compile(r"(<!-- bench-table:start -->\n).*?(\n<!-- bench-table:end -->)", re.S)
+    block = re.compile(r"(<!-- bench-table:start -->\n).*?(<!-- bench-table:end -->)", re.S)
     if not block.search(text):
         print("README.md has no bench-table markers", file=sys.stderr)
         return 1
     with open(readme, "w") as f:
-        f.write(block.sub(lambda m: m.group(1) + table(record) + m.group(2), text))
+        f.write(block.sub(lambda m: m.group(1) + table(record) + "\n" + m.group(2), text))
     return 0
 
 
