@@ -259,7 +259,7 @@ def test_F22_server_restart_during_a_run_reattaches(runs_root, monkeypatch):
     second = app_for(run_id)
     second.run()
     assert not second.exception
-    assert second.get("plotly_chart") and any(f"Run {run_id}" in h.value for h in second.subheader)
+    assert second.get("vega_lite_chart") and any(f"Run {run_id}" in h.value for h in second.subheader)
     assert second.button(key=f"stop_{run_id}")  # still live and controllable
     runs.stop(run_id, wait=5)
 
