@@ -354,7 +354,8 @@ def test_queued_runs_start_from_a_warm_worker(runs_root, monkeypatch):
     wait_for(lambda: runs.info(second).status == "finished", timeout=240)
     assert RunStore(runs.run_dir(first)).meta()["warm"] is True
     assert RunStore(runs.run_dir(second)).meta()["warm"] is True
-    for name in os.listdir(pool.pool_dir(root)):
+    wait_for(lambda: pool.warm_count(root) == 1, timeout=30)  # the finishing worker's replacement
+    for name in os.listdir(pool.pool_dir(root)):  # do not leave it idling in the suite
         if name.split(".")[0].isdigit():
             try:
                 os.kill(int(name.split(".")[0]), signal.SIGTERM)
