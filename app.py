@@ -6,7 +6,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import streamlit as st  # noqa: E402
 
-from rlhf_core import pool, runs  # noqa: E402
+from rlhf_core import runs  # noqa: E402
 
 st.set_page_config(page_title="RLHF Explorer", layout="wide")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,7 +46,7 @@ def sidebar() -> None:
         st.caption(f"{len(all_runs)} runs · {live} training · {queued} queued · cap {runs.default_cap()}")
         st.caption(f"Runs folder: `{runs.runs_root()}`")
         try:  # a pre-started worker makes Start -> first point about a second
-            pool.ensure_warm(runs.ensure_root(), owner_pid=os.getpid(), live_runs=live, queued_runs=queued)
+            runs.top_up_pool(runs.ensure_root(), owner_pid=os.getpid(), listed=all_runs)
         except (OSError, runs.RunError):
             pass
 

@@ -298,7 +298,7 @@ def _from_start(warm: bool, seeds, steps: int, workdir: str, rise: float = 0.4) 
     try:
         for seed in seeds:
             if warm:
-                pool.ensure_warm(root, owner_pid=os.getpid())
+                runs.top_up_pool(root, owner_pid=os.getpid())
                 deadline = time.time() + 180
                 while time.time() < deadline and not pool._pids(pool.pool_dir(root), ".ready"):
                     time.sleep(0.1)

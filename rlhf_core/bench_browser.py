@@ -161,7 +161,7 @@ class AppServer:
     def warm_ready(self) -> bool:
         from . import pool
 
-        return any(pool._alive(p) for p in pool._pids(pool.pool_dir(self.runs_root), ".ready"))
+        return any(pool.alive(p) for p in pool._pids(pool.pool_dir(self.runs_root), ".ready"))
 
     def wait_warm(self, timeout: float = 120) -> bool:
         deadline = time.time() + timeout

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from .procs import alive
+
 POOL_ENV = "RLHF_EXPLORER_WARM_POOL"
 POOL_SUBDIR = ".pool"
 IDLE_LIMIT_S = 3600
@@ -42,15 +44,9 @@ def _pids(folder: str, suffix: str) -> list[int]:
     return [int(n.split(".")[0]) for n in names if n.endswith(suffix) and n.split(".")[0].isdigit()]
 
 
-def _alive(pid: int) -> bool:
-    from .runs import alive
-
-    return alive(pid)
-
-
 def warm_count(root: str) -> int:
     folder = pool_dir(root)
-    return sum(1 for suffix in (".booting", ".ready") for pid in _pids(folder, suffix) if _alive(pid))
+    return sum(1 for suffix in (".booting", ".ready") for pid in _pids(folder, suffix) if alive(pid))
 
 
 def spawn(root: str, owner_pid: int, background: bool = False) -> int:
@@ -71,13 +67,15 @@ def spawn(root: str, owner_pid: int, background: bool = False) -> int:
     return proc.pid
 
 
-def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1, live_runs: int | None = None,
-                queued_runs: int | None = None) -> int:
+def ensure_warm(root: str, *, live_runs: int, queued_runs: int, cap: int, owner_pid: int | None = None,
+                size: int = 1) -> int:
     """Keep `size` warm workers booting or ready for this runs root. Returns how many started.
 
-    The owner (the app server, which passes its pid) is remembered in .pool/owner, so that a
-    launcher without one (a finishing worker draining the queue) tops the pool up for it. With no
-    live owner nothing is started: an ownerless warm worker would only wait to time out."""
+    The pool knows nothing of runs: the caller (runs.top_up_pool) counts the live and queued runs
+    and passes the concurrency cap. The owner (the app server, which passes its pid) is remembered
+    in .pool/owner, so that a launcher without one (a finishing worker draining the queue) tops
+    the pool up for it. With no live owner nothing is started: an ownerless warm worker would only
+    wait to time out."""
     if not enabled():
         return 0
     folder = pool_dir(root)
@@ -95,14 +93,7 @@ def ensure_warm(root: str, owner_pid: int | None = None, size: int = 1, live_run
             return 0
     if not _owner_alive(owner_pid):
         return 0
-    from .runs import default_cap, list_runs
-    from .store import LIVE_STATUSES
-
-    if live_runs is None or queued_runs is None:
-        listed = list_runs(root)
-        live_runs = sum(r.status in LIVE_STATUSES for r in listed) if live_runs is None else live_runs
-        queued_runs = sum(r.status == "queued" for r in listed) if queued_runs is None else queued_runs
-    busy = live_runs >= default_cap()
+    busy = live_runs >= cap
     if busy and not queued_runs:
         # No run could start now and none waits: a booting worker would only take CPU from the one
         # training; the finishing worker tops the pool up once a slot is free.
@@ -121,7 +112,7 @@ def _cleanup(root: str) -> None:
     folder = pool_dir(root)
     for suffix in (".booting", ".ready", ".claimed"):
         for pid in _pids(folder, suffix):
-            if not _alive(pid):
+            if not alive(pid):
                 try:
                     os.unlink(os.path.join(folder, f"{pid}{suffix}"))
                 except OSError:
@@ -134,7 +125,7 @@ def claim(root: str) -> int | None:
     folder = pool_dir(root)
     for suffix in (".ready", ".booting"):
         for pid in _pids(folder, suffix):
-            if not _alive(pid):
+            if not alive(pid):
                 continue
             try:
                 os.rename(os.path.join(folder, f"{pid}{suffix}"), os.path.join(folder, f"{pid}.claimed"))

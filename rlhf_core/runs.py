@@ -20,8 +20,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from . import pool
 from .config import ConfigError, RunConfig
 from .control import write_control
+from .procs import alive
 from .store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
 
 RUNS_ENV = "RLHF_EXPLORER_RUNS"
@@ -79,36 +81,6 @@ def _root_lock(root: str):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def alive(pid) -> bool:
-    """True if `pid` is a live rlhf_core process. Reaps our own zombie children first, so an
-    exited worker never looks alive, and checks the command line so a recycled pid does not."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: fine, look at /proc
-    except OSError:
-        return False
-    proc = f"/proc/{pid}"
-    if os.path.isdir("/proc"):
-        try:
-            with open(f"{proc}/stat") as f:
-                if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                    return False
-            with open(f"{proc}/cmdline", "rb") as f:
-                return b"rlhf_core" in f.read()
-        except OSError:
-            return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -254,8 +226,6 @@ def _offline_capable(path: str) -> bool:
 def launch(path: str, allow_code: bool = False) -> int:
     """Start the worker for a run folder: hand it to a warm pooled worker when one is ready,
     else start a detached subprocess. Returns the worker's pid."""
-    from . import pool
-
     root = os.path.dirname(os.path.abspath(path))
     store = RunStore(path)
     warm_pid = pool.claim(root) if pool.enabled() and _offline_capable(path) else None
@@ -264,7 +234,7 @@ def launch(path: str, allow_code: bool = False) -> int:
         store.set_status("starting")
         pool.hand_over(root, warm_pid, path, allow_code)
         try:
-            pool.ensure_warm(root)  # a replacement for the next run
+            top_up_pool(root)  # a replacement for the next run
         except OSError:
             pass
         return warm_pid
@@ -302,16 +272,25 @@ def schedule(root: str | None = None, cap: int | None = None) -> list[str]:
     return started
 
 
+def top_up_pool(root: str | None = None, owner_pid: int | None = None,
+                listed: list[RunInfo] | None = None) -> int:
+    """Have a warm worker booting or ready for the next run (see pool.ensure_warm), counting the
+    live and queued runs here so that the pool needs nothing from this module. `listed`: the runs
+    the caller has just listed, to save listing them again."""
+    listed = list_runs(root) if listed is None else listed
+    return pool.ensure_warm(runs_root(root), owner_pid=owner_pid, cap=default_cap(),
+                            live_runs=sum(r.status in LIVE_STATUSES for r in listed),
+                            queued_runs=sum(r.status == "queued" for r in listed))
+
+
 def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, cap: int | None = None) -> str:
     """Queue a run and start it if the cap allows. Returns its run id."""
-    from . import pool
-
     path = create_run(cfg, root)
     if allow_code:
         RunStore(path).set_meta(allow_code=True)
     schedule(root, cap)
     try:  # queued behind a live run: have its warm worker boot meanwhile
-        pool.ensure_warm(runs_root(root))
+        top_up_pool(runs_root(root))
     except OSError:
         pass
     return os.path.basename(path)

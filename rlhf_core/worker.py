@@ -297,12 +297,10 @@ def _start_next_queued(run_dir: str) -> None:
     """A finishing worker frees a slot: start the next queued run, so queues drain headless."""
     from . import runs
 
-    from . import pool
-
     root = os.path.dirname(os.path.abspath(run_dir))
     try:
         runs.schedule(root)
-        pool.ensure_warm(root)  # a slot is free again: have a warm worker ready for the next Start
+        runs.top_up_pool(root)  # a slot is free again: have a warm worker ready for the next Start
     except Exception as e:  # noqa: BLE001 - the run itself is done; a queue problem is only logged
         print(f"could not start the next queued run: {e}", file=sys.stderr)
 

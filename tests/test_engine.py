@@ -215,6 +215,17 @@ def test_alive_is_not_fooled_by_a_zombie():
     assert runs.alive(os.getpid()) is ("rlhf_core" in open("/proc/self/cmdline").read())
 
 
+def test_the_pool_knows_nothing_of_runs():
+    """One direction: runs hands the pool what it needs (counts, the cap); the pool imports
+    neither runs nor the store, so ownership and queues live in runs alone."""
+    import ast
+
+    tree = ast.parse(open(os.path.join(ROOT, "rlhf_core", "pool.py")).read())
+    imported = {(n.module or "") + ":" + ",".join(a.name for a in n.names)
+                for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not [m for m in imported if "runs" in m or "store" in m], imported
+
+
 @pytest.mark.parametrize("bad", ["../../etc", "a/b", "", "..", "x" * 200, "run id"])
 def test_run_ids_are_validated(bad, runs_root):
     with pytest.raises(runs.RunError, match="not a valid run id"):
@@ -314,8 +325,8 @@ def test_warm_pool_hands_a_run_to_a_preloaded_worker(runs_root, monkeypatch):
 
     monkeypatch.setenv("RLHF_EXPLORER_WARM_POOL", "1")
     root = runs.ensure_root()
-    assert pool.ensure_warm(root, owner_pid=os.getpid()) == 1
-    assert pool.ensure_warm(root) == 0  # one is enough, and it is not started twice
+    assert runs.top_up_pool(root, owner_pid=os.getpid()) == 1
+    assert runs.top_up_pool(root) == 0  # one is enough, and it is not started twice
     wait_for(lambda: any(n.endswith(".ready") for n in os.listdir(pool.pool_dir(root))), timeout=120)
     t0 = time.time()
     run_id = runs.submit(RunConfig.parse(FAST))
@@ -344,7 +355,7 @@ def test_queued_runs_start_from_a_warm_worker(runs_root, monkeypatch):
 
     monkeypatch.setenv("RLHF_EXPLORER_WARM_POOL", "1")
     root = runs.ensure_root()
-    pool.ensure_warm(root, owner_pid=os.getpid())
+    runs.top_up_pool(root, owner_pid=os.getpid())
     wait_for(lambda: any(n.endswith(".ready") for n in os.listdir(pool.pool_dir(root))), timeout=120)
     first = runs.submit(RunConfig.parse({**FAST, "steps": 12}))
     assert pool.warm_count(root) == 0  # nothing waits: no worker boots beside the training one
