@@ -185,18 +185,45 @@ def _hub(arg: str | None) -> Reward:
 
 
 def code_allowed(allow_code: bool = False) -> bool:
+    """Whether code may run at all: the CLI's flag, or the server's opt-in (see check_code_file)."""
     return allow_code or os.environ.get(ALLOW_CODE_ENV, "").strip() in ("1", "true", "yes")
+
+
+def check_code_file(path: str, allow_code: bool = False) -> str:
+    """Whether a file: reward may load `path`; returns its real path, else raises RewardError.
+
+    Two opt-ins, two scopes. The CLI's --allow-code (`allow_code`) is the person at the keyboard
+    naming a file: any path. The server's RLHF_EXPLORER_ALLOW_CODE=1 lets anyone who can reach the
+    UI name a file, so it reaches only files inside the operator's rewards folder
+    (RLHF_EXPLORER_REWARDS_DIR, default ./rewards), checked on the real path so that '..' and
+    symlinks cannot leave it. A hosted server takes no file rewards from the UI at all."""
+    from . import hosting
+
+    host = hosting.settings()
+    if not allow_code:
+        if host.hosted:
+            raise RewardError("file: rewards run code and are off on a hosted server")
+        if not code_allowed():
+            raise RewardError(f"reward 'file:{path}' runs your own Python code, which is off by default. "
+                              f"Opt in with the environment variable {ALLOW_CODE_ENV}=1 (files in "
+                              f"{host.rewards_dir}/ only) or the CLI flag --allow-code.")
+        # a relative path names a file in the project folder, where the workers run
+        path = os.path.join(hosting.PROJECT_ROOT, path)
+        real, folder = os.path.realpath(path), host.rewards_folder
+        if os.path.commonpath([real, folder]) != folder:
+            raise RewardError(f"reward file '{path}' is outside the rewards folder {folder}; with "
+                              f"{ALLOW_CODE_ENV}=1 the app loads reward code only from there "
+                              f"({hosting.PREFIX}REWARDS_DIR). The CLI's --allow-code takes any path.")
+    if not os.path.isfile(path):
+        raise RewardError(f"reward file '{path}' does not exist")
+    return os.path.realpath(path)
 
 
 def _file(arg: str | None, allow_code: bool) -> Reward:
     if not arg or ":" not in arg:
-        raise RewardError("file reward must look like file:<path>:<function>, e.g. file:my_reward.py:reward")
+        raise RewardError("file reward must look like file:<path>:<function>, e.g. file:rewards/example.py:exclamations")
     path, func_name = arg.rsplit(":", 1)
-    if not code_allowed(allow_code):
-        raise RewardError(f"reward 'file:{arg}' runs your own Python code, which is off by default. "
-                          f"Opt in with the environment variable {ALLOW_CODE_ENV}=1 or the CLI flag --allow-code.")
-    if not os.path.isfile(path):
-        raise RewardError(f"reward file '{path}' does not exist")
+    path = check_code_file(path, allow_code)
     if not func_name.isidentifier():
         raise RewardError(f"reward function name '{func_name}' is not a Python identifier")
     module_name = "rlhf_user_reward_" + re.sub(r"\W", "_", os.path.abspath(path))
@@ -287,7 +314,7 @@ def check_reward_name(name: str) -> None:
         if kind != "length" and not arg:
             raise RewardError(f"reward '{name}': '{kind}' needs an argument, e.g. "
                               + {"keyword": "keyword:great", "hub": "hub:lvwerra/distilbert-imdb",
-                                 "file": "file:my_reward.py:reward"}[kind])
+                                 "file": "file:rewards/example.py:exclamations"}[kind])
         return
     raise RewardError(f"unknown reward '{name}'; choose one of: vader, learned-rm, gold-rm, length[:N], "
                       "keyword:<word>, hub:<model id>[:<label>], file:<path>:<function>")

@@ -348,10 +348,12 @@ def delete(run_id: str, root: str | None = None) -> None:
 def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
     """Cheap checks before queueing a run, so the user hears about a bad name or a missing network
     at once rather than from a failed worker: policy and reward names resolve, hub ids are
-    reachable (or cached), and a file reward is opted in and exists."""
-    from . import zoo
-    from .rewards import RewardError, check_reward_name, code_allowed, split_hub_reward
+    reachable (or cached) and not over the size limit, a file reward is opted in and in scope,
+    and on a hosted server only offered inputs are used."""
+    from . import hosting, zoo
+    from .rewards import RewardError, check_code_file, check_reward_name, split_hub_reward
 
+    hosting.check_run_inputs(cfg)  # first: a hosted server never probes a visitor's free text
     check_reward_name(cfg.reward)
     path, is_hub = zoo.resolve(cfg.policy, "policy", materialise=False)
     if is_hub:
@@ -366,12 +368,7 @@ def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
         except zoo.ZooError as e:
             raise RewardError(str(e)) from None
     if kind == "file":
-        if not code_allowed(allow_code):
-            raise RewardError(f"reward '{cfg.reward}' runs your own Python code, which is off by default. "
-                              "Opt in by starting the app with RLHF_EXPLORER_ALLOW_CODE=1.")
-        file_path = arg.rsplit(":", 1)[0]
-        if not os.path.isfile(file_path):
-            raise RewardError(f"reward file '{file_path}' does not exist")
+        check_code_file(arg.rsplit(":", 1)[0], allow_code)
 
 
 def cli_command(config_file: str = "config.yaml") -> str:

@@ -7,7 +7,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.pop("RLHF_EXPLORER_ALLOW_CODE", None)
+for _name in [k for k in os.environ if k.startswith("RLHF_EXPLORER_")]:  # the operator's settings
+    os.environ.pop(_name)
 os.environ["RLHF_EXPLORER_WARM_POOL"] = "0"  # tests that want the warm pool turn it on themselves
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from rlhf_core import zoo
+from rlhf_core import runs, zoo
+from rlhf_core.config import RunConfig
 from rlhf_core.rewards import RewardError, get_reward, list_rewards
 
 from .conftest import cli
@@ -135,11 +136,40 @@ def _write(tmp_path, body, name="r.py"):
 
 def test_file_reward_requires_opt_in(tmp_path, monkeypatch):
     path = _write(tmp_path, GOOD_REWARD)
-    with pytest.raises(RewardError, match="RLHF_EXPLORER_ALLOW_CODE=1 or the CLI flag --allow-code"):
+    with pytest.raises(RewardError, match=r"RLHF_EXPLORER_ALLOW_CODE=1 \(files in rewards/ only\) or the CLI flag"):
         get_reward(f"file:{path}:reward")
     assert get_reward(f"file:{path}:reward", allow_code=True)(["ab", "abcd"]) == [2.0, 4.0]
+
+
+def test_server_opt_in_loads_code_only_from_the_rewards_folder(tmp_path, monkeypatch):
+    """The opt-in ON case: with RLHF_EXPLORER_ALLOW_CODE=1 (how the UI gets it) a file in the
+    rewards folder loads; a file outside it, a '..' path and a symlink leading out are refused
+    before their code runs; the CLI's explicit flag still takes any path; hosted takes none."""
+    folder = tmp_path / "rewards"
+    folder.mkdir()
+    inside = _write(folder, GOOD_REWARD)
+    marker = tmp_path / "ran"
+    outside = _write(tmp_path, f"open({str(marker)!r}, 'w')\n" + GOOD_REWARD, name="evil.py")
+    (folder / "link.py").symlink_to(outside)
     monkeypatch.setenv("RLHF_EXPLORER_ALLOW_CODE", "1")
-    assert get_reward(f"file:{path}:reward")(["abc"]) == [3.0]
+    monkeypatch.setenv("RLHF_EXPLORER_REWARDS_DIR", str(folder))
+    assert get_reward(f"file:{inside}:reward")(["abc"]) == [3.0]
+    for sneaky in (outside, f"{folder}/../evil.py", str(folder / "link.py")):
+        with pytest.raises(RewardError, match="outside the rewards folder"):
+            get_reward(f"file:{sneaky}:reward")
+        with pytest.raises(RewardError, match="outside the rewards folder"):
+            runs.preflight(RunConfig.parse({"reward": f"file:{sneaky}:reward"}))
+    assert not marker.exists()
+    assert get_reward(f"file:{outside}:reward", allow_code=True)(["ab"]) == [2.0]  # the CLI's flag
+    monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "1")
+    with pytest.raises(RewardError, match="off on a hosted server"):
+        get_reward(f"file:{inside}:reward")
+
+
+def test_the_shipped_example_reward_loads_with_the_server_opt_in(monkeypatch):
+    monkeypatch.setenv("RLHF_EXPLORER_ALLOW_CODE", "1")
+    reward = get_reward("file:rewards/example.py:exclamations")  # relative to the project folder
+    assert reward(["fine", "great!!", "!!!!!!"]) == [0.0, 0.5, 1.0]
 
 
 @pytest.mark.parametrize("body,match", [

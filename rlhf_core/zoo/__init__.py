@@ -45,6 +45,8 @@ EMBEDDED_POLICIES = {
                                        "imdb-tiny fine-tuned on positive reviews only (SFT / behaviour cloning baseline)."),
 }
 EMBEDDED_REWARD_MODELS = ("learned-rm", "gold-rm")
+# the policies a user picks by name that need no network (the real small LLM once installed)
+OFFLINE_POLICIES = (*EMBEDDED_POLICIES, smollm2.NAME)
 KNOWN_HUB_POLICIES = ("gpt2", "distilgpt2", "lvwerra/gpt2-imdb", "HuggingFaceTB/SmolLM2-135M")
 
 
@@ -149,8 +151,10 @@ def resolve(name: str, what: str = "policy", materialise: bool = True) -> tuple[
 
 
 def hub_load_kwargs(name: str, what: str) -> dict:
-    """Loading kwargs for a hub id; offline, only the local cache may serve it."""
+    """Loading kwargs for a hub id; offline, only the local cache may serve it. Every hub load
+    and every preflight comes here first, so the size guard runs before any download."""
     if hub_reachable():
+        check_hub_size(name, what)
         return {}
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -163,7 +167,66 @@ def hub_load_kwargs(name: str, what: str) -> dict:
                        f"'{name}' is not in the local cache. Connect to the internet, or use "
                        + (f"the embedded policy '{DEFAULT_POLICY}'." if what == "policy"
                           else "an embedded reward such as 'vader' or 'learned-rm'."))
+    check_hub_size(name, what)
     return {"local_files_only": True}
+
+
+def _hub_config(name: str) -> dict:
+    """The hub model's config.json: a few kB, read before any weights are downloaded (from the
+    local cache only when the hub is unreachable)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(name, "config.json", local_files_only=not hub_reachable())
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ZooError(f"'{name}': its config.json could not be read from the hub ({type(e).__name__}), "
+                       "so its size is unknown") from None
+
+
+def estimate_params(config: dict) -> int | None:
+    """Parameters of a transformer from its config: embeddings plus, per layer, attention (4·d²,
+    less with grouped-query attention) and the MLP (2·d·ff, or 3·d·ff when gated, times the experts of a mixture). None when the
+    config lacks the width, depth or vocabulary (an architecture this cannot size)."""
+    cfg = {**config.get("text_config", {}), **config} if "text_config" in config else config
+    width = next((cfg[k] for k in ("hidden_size", "n_embd", "d_model", "dim") if isinstance(cfg.get(k), int)), None)
+    depth = next((cfg[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+                  if isinstance(cfg.get(k), int)), None)
+    vocab = cfg.get("vocab_size")
+    if not (width and depth and isinstance(vocab, int)):
+        return None
+    ff = next((cfg[k] for k in ("intermediate_size", "n_inner", "ffn_dim", "hidden_dim", "d_ff")
+               if isinstance(cfg.get(k), int)), 4 * width)
+    gated = str(cfg.get("hidden_act", cfg.get("activation_function", ""))).lower() in ("silu", "swiglu", "geglu")
+    experts = next((cfg[k] for k in ("num_local_experts", "num_experts", "n_routed_experts")
+                    if isinstance(cfg.get(k), int)), 1)
+    heads, kv_heads = cfg.get("num_attention_heads"), cfg.get("num_key_value_heads")
+    kv_share = kv_heads / heads if isinstance(heads, int) and isinstance(kv_heads, int) and heads else 1.0
+    # query and output projections, and key and value ones shrunk by grouped-query attention
+    attention = 2 * width * width + 2 * width * width * kv_share
+    per_layer = int(attention) + (3 if gated else 2) * width * ff * experts
+    embeddings = vocab * width * (1 if cfg.get("tie_word_embeddings", True) else 2)
+    return depth * per_layer + embeddings
+
+
+def check_hub_size(name: str, what: str) -> None:
+    """The hub guard: refuse a hub model larger than the operator's limit before downloading it.
+    In hosted mode an allow-listed model is the operator's own choice and is not sized here."""
+    from .. import hosting
+
+    host = hosting.settings()
+    if host.max_params == 0 or (host.hosted and name in host.allow_models):
+        return
+    params = estimate_params(_hub_config(name))
+    if params is None:
+        raise ZooError(f"{what} '{name}': its size cannot be read from its config.json, so it is refused "
+                       f"(the limit is {host.max_params / 1e6:g}M parameters; {hosting.PREFIX}MAX_PARAMS=0 "
+                       "lifts the check)")
+    if params > host.max_params:
+        raise ZooError(f"{what} '{name}' has about {params / 1e6:,.0f}M parameters, more than this "
+                       f"server's limit of {host.max_params / 1e6:g}M ({hosting.PREFIX}MAX_PARAMS); it was "
+                       "not downloaded")
 
 
 def needs_hub(policy: str, reward: str) -> bool:

@@ -209,7 +209,7 @@ def test_F18_slow_reward_hits_the_documented_timeout(tmp_path, monkeypatch):
 def test_F19_custom_reward_without_opt_in_is_refused_with_how_to(tmp_path):
     marker = tmp_path / "ran"
     name = write_reward(tmp_path, f"open({str(marker)!r}, 'w').write('x')\ndef reward(p, c):\n    return [0.0]*len(c)\n")
-    with pytest.raises(RewardError, match="RLHF_EXPLORER_ALLOW_CODE=1 or the CLI flag --allow-code"):
+    with pytest.raises(RewardError, match=r"RLHF_EXPLORER_ALLOW_CODE=1 \(files in rewards/ only\) or the CLI flag --allow-code"):
         get_reward(name)
     r = cli("score", "--reward", name, "x")
     assert r.returncode == 2 and "--allow-code" in r.stderr
