@@ -6,7 +6,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import streamlit as st  # noqa: E402
 
-from rlhf_core import runs  # noqa: E402
+from rlhf_core import hosting, runs  # noqa: E402
+from rlhf_core.config import ConfigError  # noqa: E402
+from ui import visitor  # noqa: E402
 
 st.set_page_config(page_title="RLHF Explorer", layout="wide")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,13 +46,27 @@ def sidebar() -> None:
         live = sum(r.status in ("starting", "running") for r in all_runs)
         queued = sum(r.status == "queued" for r in all_runs)
         st.caption(f"{len(all_runs)} runs · {live} training · {queued} queued · cap {runs.default_cap()}")
-        st.caption(f"Runs folder: `{runs.runs_root()}`")
+        host = hosting.settings()
+        if host.hosted and visitor.unknown_yet():
+            st.caption("Shared server: recognising this browser…")
+        elif host.hosted:
+            mine = len(runs.visitor_runs(visitor.tag(), listed=all_runs))
+            st.caption(f"Shared server: you can stop and retune the runs you start and watch everyone's "
+                       f"(yours queued or training: {mine} of {host.runs_per_visitor}).")
+        else:
+            st.caption(f"Runs folder: `{runs.runs_root()}`")
         try:  # a pre-started worker makes Start -> first point about a second
             runs.top_up_pool(runs.ensure_root(), owner_pid=os.getpid(), listed=all_runs)
         except (OSError, runs.RunError):
             pass
 
 
+try:
+    hosting.settings()
+except ConfigError as e:  # a malformed operator setting: say which, serve nothing
+    st.error(f"This server's settings are invalid: {e}")
+    st.stop()
 navigation = st.navigation(PAGES)
 sidebar()
 navigation.run()
+visitor.identify()

@@ -10,6 +10,7 @@ from rlhf_core import plots, runs
 from rlhf_core.config import ConfigError, RunConfig
 from rlhf_core.presets import list_presets
 from rlhf_core.store import LIVE_STATUSES, StoreError, write_csv
+from ui import visitor
 from ui.common import fmt_duration, forget_run, guarded, run_data
 
 METRICS = ["reward", "kl", "objective", "entropy", "clip_fraction", "response_length", "approx_kl",
@@ -72,10 +73,21 @@ def run_actions(selected: list[runs.RunInfo]) -> None:
         c1.warning(str(e))
     c2.download_button("Config YAML", cfg_yaml, file_name=f"{run_id}.yaml", mime="text/yaml",
                        key=f"yaml_{run_id}")
-    confirm = c3.checkbox("Confirm delete", key=f"confirm_{run_id}")
-    if c3.button("Delete run", key=f"delete_{run_id}", disabled=not confirm):
+    if not runs.may_control(r, visitor.tag()):
+        c3.caption("Another visitor started this run: only they can delete it.")
+    else:
+        delete_button(c3, run_id)
+    st.markdown("Reproduce it from the command line (save the YAML as `config.yaml`):")
+    st.code(runs.cli_command(), language="bash")
+    st.markdown("On several GPUs:")
+    st.code(runs.accelerate_command(), language="bash")
+
+
+def delete_button(column, run_id: str) -> None:
+    confirm = column.checkbox("Confirm delete", key=f"confirm_{run_id}")
+    if column.button("Delete run", key=f"delete_{run_id}", disabled=not confirm):
         try:
-            runs.delete(run_id)
+            runs.delete(run_id, owner=visitor.tag())
             forget_run(run_id)
             st.session_state["compare_selection"] = [x for x in st.session_state.get("compare_selection", [])
                                                      if x != run_id]
@@ -83,10 +95,6 @@ def run_actions(selected: list[runs.RunInfo]) -> None:
             st.rerun()
         except (runs.RunError, OSError) as e:
             st.error(f"Could not delete: {e}")
-    st.markdown("Reproduce it from the command line (save the YAML as `config.yaml`):")
-    st.code(runs.cli_command(), language="bash")
-    st.markdown("On several GPUs:")
-    st.code(runs.accelerate_command(), language="bash")
 
 
 def _csv(run_id: str) -> str:
@@ -125,10 +133,11 @@ def sweep_form() -> None:
             try:
                 base = presets[base_name].config.with_overrides({"steps": int(steps)})
                 configs = [base.with_overrides({knob: v}) for v in parse_values(knob, text)]
+                runs.check_quota(visitor.tag(), len(configs))  # a hosted server takes all or none
                 ids = []
                 for cfg in configs:
                     runs.preflight(cfg)
-                    ids.append(runs.submit(cfg))
+                    ids.append(runs.submit(cfg, owner=visitor.tag()))
                     time.sleep(0.01)  # distinct creation times keep the queue in order
             except (ConfigError, runs.RunError, StoreError, OSError, ValueError) as e:
                 st.error(f"Cannot queue the sweep: {e}")

@@ -4,10 +4,10 @@ import streamlit as st
 
 from rlhf_core import health, plots, runs, zoo
 from rlhf_core.config import ConfigError, RunConfig
-from rlhf_core.control import write_control
 from rlhf_core.rewards import RewardError
 from rlhf_core.store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
-from ui.common import guarded, progress_line, run_data, selected_run_id
+from ui.common import fmt_duration, guarded, progress_line, run_data, selected_run_id
+from ui import visitor
 from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, preset_picker, sync_url
 
 # twice a second: with the chart's data replaced in place a refresh is cheap for the browser, and a
@@ -17,10 +17,13 @@ REFRESH_S = 0.5
 
 def start_run(values: dict, messages) -> None:
     """Validate, preflight and submit; problems are shown in `messages`, right under Start."""
+    if visitor.unknown_yet():
+        messages.warning("This browser has not been recognised yet; press Start again in a moment.")
+        return
     try:
         cfg = RunConfig.parse(values)
         runs.preflight(cfg)
-        run_id = runs.submit(cfg)
+        run_id = runs.submit(cfg, owner=visitor.tag())
     except (ConfigError, RewardError, zoo.ZooError, runs.RunError, StoreError) as e:
         messages.error(f"Cannot start: {e}")
         return
@@ -35,7 +38,14 @@ def start_run(values: dict, messages) -> None:
 @st.fragment
 def live_controls(run_id: str, info: runs.RunInfo) -> None:
     """Apply beta/epsilon mid-run, and Stop. Changes land at the next step and become events.
-    A fragment: a click here reruns these controls only, not the page and its chart."""
+    A fragment: a click here reruns these controls only, not the page and its chart. On a hosted
+    server only the visitor who started the run sees them."""
+    if visitor.unknown_yet():
+        st.caption("Recognising this browser…")
+        return
+    if not runs.may_control(info, visitor.tag()):
+        st.caption("You are watching a run another visitor started: only they can stop or retune it.")
+        return
     last = info.last or {}
     cfg = info.config or {}
     cur_kl = last.get("kl_coef", cfg.get("kl_coef", 0.05))
@@ -50,13 +60,13 @@ def live_controls(run_id: str, info: runs.RunInfo) -> None:
                                     key=f"live_clip_{run_id}")
         if c3.button("Apply", key=f"apply_{run_id}", type="primary"):
             try:
-                write_control(runs.run_dir(run_id), kl_coef=new_kl, clip_range=new_clip)
+                runs.set_knobs(run_id, owner=visitor.tag(), kl_coef=new_kl, clip_range=new_clip)
                 st.toast(f"β → {new_kl:g}, ε → {new_clip:g} at the next step")
-            except (ValueError, OSError) as e:
+            except (ValueError, OSError, StoreError) as e:
                 st.error(f"Could not apply: {e}")
         if c4.button("Stop", key=f"stop_{run_id}"):
             try:
-                runs.stop(run_id)
+                runs.stop(run_id, owner=visitor.tag())
                 st.toast("Stopping…")
             except (runs.RunError, StoreError, OSError) as e:
                 st.error(f"Could not stop: {e}")
@@ -88,6 +98,16 @@ def samples_view(run_id: str) -> None:
                    "Hover a token for its log-ratio. The sum over tokens is the sample's KL.")
 
 
+def queue_text(run_id: str) -> str:
+    """' · 2nd in line · starts in about 0:40' for a queued run."""
+    place = runs.queue_place(run_id)
+    if place is None:
+        return ""
+    n, eta = place
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(n if n < 20 else n % 10, "th")
+    return f" · {n}{suffix} in line" + (f" · starts in about {fmt_duration(eta)}" if eta is not None else "")
+
+
 def run_panel(run_id: str) -> None:
     """Status, alarms, charts and samples; refreshed every REFRESH_S while the run is live."""
     try:
@@ -97,6 +117,8 @@ def run_panel(run_id: str) -> None:
         st.error(f"This run can no longer be read: {e}")
         return
     frac, text = progress_line(info, data.rows)
+    if info.status == "queued":
+        text += queue_text(run_id)
     st.progress(frac, text=text)
     if info.error:
         (st.error if info.status in ("failed", "crashed", "diverged") else st.info)(info.error)
@@ -133,7 +155,9 @@ def landing_view() -> None:
     st.info("Pick a preset and press **Start**: a real TRL run begins in a background worker, "
             "and reward, KL and samples appear here within seconds.")
     try:
-        recent = next((r for r in runs.list_runs() if r.steps_done), None)
+        # on a hosted server, this visitor's own most recent run
+        recent = next((r for r in runs.list_runs() if r.steps_done and (visitor.tag() is None or
+                                                                          r.owner == visitor.tag())), None)
     except (runs.RunError, StoreError, OSError):
         recent = None
     if recent is None:

@@ -3,8 +3,10 @@ environment, and the input rules they imply.
 
     RLHF_EXPLORER_HOSTED=1              hosted mode: visitors own their runs, inputs are restricted
     RLHF_EXPLORER_RUNS_PER_VISITOR=2    queued or running runs one visitor may have (hosted)
-    RLHF_EXPLORER_ALLOW_MODELS=a,b      hub ids or folders the operator allows besides the embedded zoo
-                                        (policies, and reward models as hub:<id>; hosted)
+    RLHF_EXPLORER_ALLOW_POLICIES=a,b    hub ids or folders offered as policies besides the embedded zoo
+                                        (hosted)
+    RLHF_EXPLORER_ALLOW_REWARDS=a,b     hub rewards offered besides the embedded ones, as the Reward
+                                        field writes them, e.g. hub:lvwerra/distilbert-imdb (hosted)
     RLHF_EXPLORER_MAX_STEPS=300         longest run a visitor may start (hosted)
     RLHF_EXPLORER_KEEP_HOURS=24         finished runs older than this are pruned (hosted default 24)
     RLHF_EXPLORER_MAX_DISK_MB=2000      the runs folder's cap; the oldest finished runs go first
@@ -42,7 +44,8 @@ class HostSettings(BaseModel):
 
     hosted: bool = False
     runs_per_visitor: int = Field(2, ge=1, le=100)
-    allow_models: tuple[str, ...] = ()
+    allow_policies: tuple[str, ...] = ()
+    allow_rewards: tuple[str, ...] = ()
     max_steps: int = Field(300, ge=1)
     keep_hours: float | None = Field(None, gt=0)
     max_disk_mb: float | None = Field(None, gt=0)
@@ -81,7 +84,7 @@ def from_env(environ=None) -> HostSettings:
             if value.lower() not in _TRUE + _FALSE:
                 raise ConfigError(f"{PREFIX}HOSTED must be 1 or 0, got {value!r}")
             raw[name] = value.lower() in _TRUE
-        elif name == "allow_models":
+        elif name in ("allow_policies", "allow_rewards"):
             raw[name] = tuple(v.strip() for v in value.split(",") if v.strip())
         elif value:
             raw[name] = value
@@ -107,6 +110,18 @@ def hosted() -> bool:
     return settings().hosted
 
 
+def _allowed_reward_model(model_id: str, host: HostSettings) -> bool:
+    from .rewards import split_hub_reward
+
+    return any(r.startswith("hub:") and split_hub_reward(r[4:])[0] == model_id for r in host.allow_rewards)
+
+
+def allows_hub_model(model_id: str, host: HostSettings | None = None) -> bool:
+    """Whether the operator put this hub model on an allow-list, as a policy or as a reward."""
+    host = host or settings()
+    return model_id in host.allow_policies or _allowed_reward_model(model_id, host)
+
+
 def check_run_inputs(cfg, host: HostSettings | None = None) -> None:
     """In hosted mode a visitor may pick only the embedded zoo and the operator's allow-list: no
     free-text hub ids or folders, no hub: reward outside the allow-list, no file: rewards, and no
@@ -117,15 +132,14 @@ def check_run_inputs(cfg, host: HostSettings | None = None) -> None:
     host = host or settings()
     if not host.hosted:
         return
-    allowed = set(host.allow_models)
-    if cfg.policy not in zoo.OFFLINE_POLICIES and cfg.policy not in allowed:
+    if cfg.policy not in zoo.OFFLINE_POLICIES and cfg.policy not in host.allow_policies:
         raise ConfigError(f"policy: '{cfg.policy}' is not offered on this server; choose one of "
-                          f"{', '.join(sorted(set(zoo.OFFLINE_POLICIES) | allowed))}")
+                          f"{', '.join([*zoo.OFFLINE_POLICIES, *host.allow_policies])}")
     kind, _, arg = cfg.reward.partition(":")
     if kind == "file":
         raise ConfigError("reward: file: rewards run code and are off on a hosted server")
-    if kind == "hub" and split_hub_reward(arg)[0] not in allowed:
+    if kind == "hub" and not _allowed_reward_model(split_hub_reward(arg)[0], host):
         raise ConfigError(f"reward: '{cfg.reward}' is not offered on this server (the operator's allow-list: "
-                          f"{', '.join(sorted(allowed)) or 'empty'})")
+                          f"{', '.join(host.allow_rewards) or 'empty'})")
     if cfg.steps > host.max_steps:
         raise ConfigError(f"steps: {cfg.steps} is more than this server allows per run ({host.max_steps})")

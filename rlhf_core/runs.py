@@ -9,6 +9,7 @@ worker calls `schedule()` too, so a queue drains even with no browser open.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import random
 import re
@@ -97,6 +98,7 @@ class RunInfo:
     started: float | None = None
     ended: float | None = None
     pid: int | None = None
+    owner: str | None = None  # the tag of the visitor who started it (hosted mode), else None
 
     @property
     def duration(self) -> float | None:
@@ -155,7 +157,7 @@ def info_at(path: str, with_last: bool = True) -> RunInfo:
             error += f"; its log says: {last_error}"
     return RunInfo(run_id, path, status, cfg, steps_done, int(meta.get("steps_total") or cfg.get("steps") or 0),
                    rows[-1] if rows else {}, error, meta.get("created"), meta.get("started"),
-                   meta.get("ended"), meta.get("pid"))
+                   meta.get("ended"), meta.get("pid"), meta.get("owner"))
 
 
 def _last_error_line(path: str) -> str | None:
@@ -283,11 +285,60 @@ def top_up_pool(root: str | None = None, owner_pid: int | None = None,
                             queued_runs=sum(r.status == "queued" for r in listed))
 
 
-def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, cap: int | None = None) -> str:
-    """Queue a run and start it if the cap allows. Returns its run id."""
-    path = create_run(cfg, root)
-    if allow_code:
-        RunStore(path).set_meta(allow_code=True)
+def owner_tag(visitor_token: str) -> str:
+    """The tag stored with a visitor's runs: a hash of the browser's secret token, so that the
+    tags a run list shows never grant control (only the token does, and it stays in the browser)."""
+    if not isinstance(visitor_token, str) or not re.fullmatch(r"[0-9a-f]{32}", visitor_token):
+        raise RunError("this browser's visitor token is malformed; reload the page")
+    return hashlib.sha256(visitor_token.encode()).hexdigest()[:32]
+
+
+def visitor_runs(owner: str | None, root: str | None = None, listed: list[RunInfo] | None = None) -> list[RunInfo]:
+    """The visitor's queued or live runs."""
+    listed = list_runs(root) if listed is None else listed
+    return [r for r in listed if owner and r.owner == owner and (r.status in LIVE_STATUSES or r.status == "queued")]
+
+
+def check_quota(owner: str | None, adding: int = 1, root: str | None = None) -> None:
+    """On a hosted server a visitor may have at most runs_per_visitor runs queued or training."""
+    from . import hosting
+
+    host = hosting.settings()
+    if not host.hosted:
+        return
+    if owner is None:
+        raise RunError("this server needs to know which browser starts a run; reload the page")
+    have = len(visitor_runs(owner, root))
+    if have + adding > host.runs_per_visitor:
+        raise RunError(f"you have {have} run{'s' if have != 1 else ''} queued or training and this server allows "
+                       f"{host.runs_per_visitor} per visitor; stop one or wait for it to finish")
+
+
+def may_control(r: RunInfo, owner: str | None) -> bool:
+    """Whether this visitor may stop, retune or delete the run: anyone on a private server; on a
+    hosted one only the visitor whose browser started it."""
+    from . import hosting
+
+    return not hosting.hosted() or (owner is not None and r.owner == owner)
+
+
+def _check_control(run_id: str, root: str | None, owner: str | None) -> RunInfo:
+    r = info(run_id, root, with_last=False)
+    if not may_control(r, owner):
+        raise RunError(f"run '{run_id}' was started by another visitor: you can watch it, but only they "
+                       "can stop, retune or delete it")
+    return r
+
+
+def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, cap: int | None = None,
+           owner: str | None = None) -> str:
+    """Queue a run and start it if the cap allows. Returns its run id. `owner`: the visitor's tag
+    (hosted mode), who alone may then stop or retune it."""
+    with _root_lock(ensure_root(root)):  # two quick clicks cannot both pass the quota
+        check_quota(owner, 1, root)
+        path = create_run(cfg, root)
+        if allow_code or owner:
+            RunStore(path).set_meta(**({"allow_code": True} if allow_code else {}), **({"owner": owner} if owner else {}))
     schedule(root, cap)
     try:  # queued behind a live run: have its warm worker boot meanwhile
         top_up_pool(runs_root(root))
@@ -296,16 +347,44 @@ def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, ca
     return os.path.basename(path)
 
 
-def set_knobs(run_id: str, root: str | None = None, **knobs) -> None:
+def queue_place(run_id: str, root: str | None = None, listed: list[RunInfo] | None = None) -> tuple[int, float | None] | None:
+    """(place in the queue from 1, estimated seconds until it starts) for a queued run, else None.
+
+    The estimate: the live runs' remaining steps at their own pace, plus the steps of every run
+    queued ahead at the pace of recent finished runs, shared over the concurrency cap. None when
+    nothing has finished yet to take a pace from."""
+    listed = list_runs(root) if listed is None else listed
+    queued = sorted((r for r in listed if r.status == "queued"), key=lambda r: (r.created or 0, r.id))
+    ids = [r.id for r in queued]
+    if run_id not in ids:
+        return None
+    place = ids.index(run_id) + 1
+    paces = sorted(r.duration / r.steps_done for r in listed
+                   if r.status == "finished" and r.steps_done and r.duration)[:50]
+    live = [r for r in listed if r.status in LIVE_STATUSES]
+    live_paces = [r.duration / r.steps_done for r in live if r.steps_done and r.duration]
+    pace = paces[len(paces) // 2] if paces else (sorted(live_paces)[len(live_paces) // 2] if live_paces else None)
+    if pace is None:
+        return place, None
+    work = sum(max(0, r.steps_total - r.steps_done) * ((r.duration / r.steps_done) if r.steps_done and r.duration
+                                                        else pace) for r in live)
+    work += sum(r.steps_total * pace for r in queued[: place - 1])
+    return place, work / max(1, default_cap())
+
+
+def set_knobs(run_id: str, root: str | None = None, owner: str | None = None, **knobs) -> None:
+    """Apply live knobs (kl_coef, clip_range) at the run's next step."""
+    _check_control(run_id, root, owner)
     knobs = {k: v for k, v in knobs.items() if v is not None}
     write_control(run_dir(run_id, root), **knobs)
 
 
-def stop(run_id: str, root: str | None = None, wait: float = 0.0) -> str:
+def stop(run_id: str, root: str | None = None, wait: float = 0.0, owner: str | None = None) -> str:
     """Ask a run to stop. Queued runs are withdrawn at once. Idempotent (two tabs may both press
-    Stop). With `wait`, escalate to SIGTERM if the worker has not stopped after `wait` seconds."""
+    Stop). With `wait`, escalate to SIGTERM if the worker has not stopped after `wait` seconds.
+    On a hosted server only the run's owner may stop it."""
     path = run_dir(run_id, root)
-    r = info(run_id, root, with_last=False)
+    r = _check_control(run_id, root, owner)
     store = RunStore(path)
     if r.status == "queued":
         with _root_lock(runs_root(root)):
@@ -326,18 +405,20 @@ def stop(run_id: str, root: str | None = None, wait: float = 0.0) -> str:
     return info(run_id, root, with_last=False).status
 
 
-def delete(run_id: str, root: str | None = None) -> None:
-    """Delete a run; a live worker is stopped first (and killed if it does not stop in 3 s)."""
+def delete(run_id: str, root: str | None = None, owner: str | None = None) -> None:
+    """Delete a run; a live worker is stopped first (and killed if it does not stop in 3 s).
+    On a hosted server only the run's owner may delete it."""
     path = run_dir(run_id, root)
     if not os.path.isdir(path):
         raise RunError(f"run '{run_id}' not found")
+    _check_control(run_id, root, owner)
     try:
         r = info(run_id, root, with_last=False)
     except RunError:
         r = None
     if r is not None and r.status in LIVE_STATUSES and alive(r.pid):
         try:
-            stop(run_id, root, wait=3.0)
+            stop(run_id, root, wait=3.0, owner=owner)
         except (RunError, StoreError, OSError):
             pass
         if alive(r.pid):

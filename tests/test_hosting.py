@@ -68,7 +68,8 @@ def test_bad_operator_settings_name_the_variable(env, needle):
 
 def test_hosted_mode_offers_only_the_zoo_and_the_allow_list(monkeypatch):
     monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "1")
-    monkeypatch.setenv("RLHF_EXPLORER_ALLOW_MODELS", "gpt2, lvwerra/distilbert-imdb")
+    monkeypatch.setenv("RLHF_EXPLORER_ALLOW_POLICIES", "gpt2")
+    monkeypatch.setenv("RLHF_EXPLORER_ALLOW_REWARDS", "hub:lvwerra/distilbert-imdb")
     monkeypatch.setenv("RLHF_EXPLORER_MAX_STEPS", "100")
     ok = [{"policy": "imdb-tiny"}, {"policy": "gpt2"}, {"reward": "hub:lvwerra/distilbert-imdb:POSITIVE"},
           {"reward": "keyword:great"}, {"steps": 100}]
@@ -77,6 +78,7 @@ def test_hosted_mode_offers_only_the_zoo_and_the_allow_list(monkeypatch):
     refused = [({"policy": "lvwerra/gpt2-imdb"}, "policy: 'lvwerra/gpt2-imdb' is not offered"),
                ({"policy": "/etc"}, "policy: '/etc' is not offered"),
                ({"reward": "hub:some/huge-model"}, "reward: 'hub:some/huge-model' is not offered"),
+               ({"reward": "hub:gpt2"}, "reward: 'hub:gpt2' is not offered"),
                ({"reward": "file:rewards/example.py:exclamations"}, "off on a hosted server"),
                ({"steps": 101}, "steps: 101 is more than this server allows per run")]
     for values, needle in refused:
@@ -84,3 +86,70 @@ def test_hosted_mode_offers_only_the_zoo_and_the_allow_list(monkeypatch):
             runs.preflight(RunConfig.parse(values))
     monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "0")
     hosting.check_run_inputs(RunConfig.parse({"policy": "lvwerra/gpt2-imdb", "steps": 5000}))
+
+
+def _hosted(monkeypatch, per_visitor=2):
+    monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "1")
+    monkeypatch.setenv("RLHF_EXPLORER_RUNS_PER_VISITOR", str(per_visitor))
+
+
+def _finished_run(seconds_per_step: float, steps: int = 10) -> str:
+    """A finished run with `steps` stored steps that took `seconds_per_step` each (no training)."""
+    import time
+
+    from rlhf_core.store import RunStore
+
+    path = runs.create_run(RunConfig.parse({"steps": steps}))
+    store = RunStore(path)
+    for step in range(steps):
+        store.write_step(step, {"reward": 0.0, "kl": 0.0})
+    now = time.time()
+    store.set_meta(started=now - seconds_per_step * steps, ended=now)
+    store.set_status("finished")
+    return path
+
+
+def test_visitors_control_only_their_own_runs(runs_root, monkeypatch):
+    """Server-side, not only hidden buttons: B's stop, retune and delete of A's run are refused;
+    A's own work (also after a reload: the same browser token gives the same tag)."""
+    _hosted(monkeypatch)
+    alice, bob = runs.owner_tag("a" * 32), runs.owner_tag("b" * 32)
+    assert runs.owner_tag("a" * 32) == alice != bob  # a reload keeps the token, so the tag
+    with pytest.raises(runs.RunError, match="malformed"):
+        runs.owner_tag("not a token")
+    run_id = runs.submit(RunConfig.parse({"steps": 5}), cap=0, owner=alice)  # cap 0: stays queued
+    r = runs.info(run_id)
+    assert r.owner == alice and runs.may_control(r, alice) and not runs.may_control(r, bob)
+    assert not runs.may_control(r, None)
+    for attempt in (lambda: runs.stop(run_id, owner=bob), lambda: runs.set_knobs(run_id, owner=bob, kl_coef=0.5),
+                    lambda: runs.delete(run_id, owner=bob), lambda: runs.stop(run_id)):
+        with pytest.raises(runs.RunError, match="started by another visitor"):
+            attempt()
+    assert runs.info(run_id).status == "queued"
+    runs.set_knobs(run_id, owner=alice, kl_coef=0.5)
+    assert runs.stop(run_id, owner=alice) == "stopped"
+    runs.delete(run_id, owner=alice)
+    monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "0")  # a private server: no owners, anyone may
+    other = runs.submit(RunConfig.parse({"steps": 5}), cap=0)
+    assert runs.stop(other) == "stopped"
+
+
+def test_per_visitor_quota_and_queue_place(runs_root, monkeypatch):
+    _hosted(monkeypatch, per_visitor=2)
+    alice, bob = runs.owner_tag("a" * 32), runs.owner_tag("b" * 32)
+    _finished_run(seconds_per_step=2.0, steps=10)
+    first = runs.submit(RunConfig.parse({"steps": 30}), cap=0, owner=alice)
+    second = runs.submit(RunConfig.parse({"steps": 30}), cap=0, owner=alice)
+    with pytest.raises(runs.RunError, match="you have 2 runs queued or training and this server allows 2 per visitor"):
+        runs.submit(RunConfig.parse({"steps": 30}), cap=0, owner=alice)
+    with pytest.raises(runs.RunError, match="which browser"):
+        runs.submit(RunConfig.parse({"steps": 30}), cap=0, owner=None)
+    third = runs.submit(RunConfig.parse({"steps": 10}), cap=0, owner=bob)  # Bob has his own quota
+    with pytest.raises(runs.RunError, match="allows 2 per visitor"):
+        runs.check_quota(bob, adding=2)  # a sweep of two would go over: all or none
+    assert runs.queue_place(first) == (1, 0.0)
+    assert runs.queue_place(second) == (2, pytest.approx(60.0, rel=0.05))  # 30 steps at 2 s ahead of it
+    assert runs.queue_place(third) == (3, pytest.approx(120.0, rel=0.05))
+    runs.stop(first, owner=alice)  # withdrawn: everyone moves up, and Alice may queue again
+    assert runs.queue_place(third)[0] == 2
+    runs.submit(RunConfig.parse({"steps": 30}), cap=0, owner=alice)

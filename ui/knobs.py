@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rlhf_core import zoo
+from rlhf_core import hosting, zoo
 from rlhf_core.config import ConfigError, RunConfig
 from rlhf_core.presets import list_presets
 from rlhf_core.rewards import STATIC_SPECS
@@ -48,8 +48,22 @@ HELP = {
 
 
 def _named_policies() -> dict[str, dict]:
-    """The policies offered by name (embedded and the optional real LLM), with their availability."""
-    return {p["name"]: p for p in zoo.policy_choices() if not p["needs_network"]}
+    """The policies offered by name (embedded and the optional real LLM, and on a hosted server
+    the operator's allow-list), with their availability."""
+    named = {p["name"]: p for p in zoo.policy_choices() if not p["needs_network"]}
+    host = hosting.settings()
+    if host.hosted:
+        named.update({name: {"name": name} for name in host.allow_policies})
+    return named
+
+
+def _reward_choices() -> list[str]:
+    """The Reward list: on a hosted server only the embedded rewards and the operator's
+    allow-list, with no free-text field (no hub: or file: names)."""
+    host = hosting.settings()
+    if not host.hosted:
+        return REWARD_CHOICES + [CUSTOM]
+    return [r for r in REWARD_CHOICES if not r.startswith("hub:")] + list(host.allow_rewards)
 
 
 def _policy_label(name: str, named: dict[str, dict]) -> str:
@@ -70,13 +84,26 @@ def _apply_config(cfg: RunConfig) -> None:
     named = policy in _named_policies()
     st.session_state["knob_policy_choice"] = policy if named else CUSTOM
     st.session_state["knob_policy_custom"] = "" if named else policy
-    st.session_state["knob_reward_choice"] = reward if reward in REWARD_CHOICES else CUSTOM
-    st.session_state["knob_reward_custom"] = "" if reward in REWARD_CHOICES else reward
+    listed = reward in _reward_choices()
+    st.session_state["knob_reward_choice"] = reward if listed else CUSTOM
+    st.session_state["knob_reward_custom"] = "" if listed else reward
     st.session_state["_base_config"] = values
 
 
+def offered_presets() -> list:
+    """The presets this server offers: all of them, or on a hosted server those whose inputs it allows."""
+    out = []
+    for preset in list_presets():
+        try:
+            hosting.check_run_inputs(preset.config)
+        except ConfigError:
+            continue
+        out.append(preset)
+    return out
+
+
 def _on_preset_change() -> None:
-    presets = {p.name: p for p in list_presets()}
+    presets = {p.name: p for p in offered_presets()}
     chosen = presets.get(st.session_state.get("preset"))
     if chosen is not None:
         _apply_config(chosen.config)
@@ -89,10 +116,13 @@ def _nearest(value, choices):
 def init_from_url() -> list[str]:
     """On a session's first run, seed the knobs from the preset, then from ?knob=value params.
     Returns warnings for parameters that could not be used (they are ignored, not guessed)."""
-    if "_knobs_ready" in st.session_state:
+    seeded = all(_state_key(name) in st.session_state for name in URL_KNOBS)
+    if "_knobs_ready" in st.session_state and seeded:
         return []
+    # (again if a rerun interrupted the first run before its widgets took these values: Streamlit
+    # then drops them, and the knobs would silently show their minimums)
     st.session_state["_knobs_ready"] = True
-    presets = list_presets()
+    presets = offered_presets()
     by_name = {p.name: p for p in presets}
     preset = st.query_params.get("preset")
     if preset not in by_name:
@@ -106,7 +136,9 @@ def init_from_url() -> list[str]:
         if raw is None:
             continue
         try:
-            overrides[name] = RunConfig.parse({**base.model_dump(), name: _coerce(name, raw)}).model_dump()[name]
+            parsed = RunConfig.parse({**base.model_dump(), name: _coerce(name, raw)})
+            hosting.check_run_inputs(parsed)  # a shared link cannot bring in what a hosted server refuses
+            overrides[name] = parsed.model_dump()[name]
         except (ConfigError, ValueError) as e:
             warnings.append(f"URL parameter {name}={raw!r} ignored: {e}")
     cfg = base.with_overrides(overrides) if overrides else base
@@ -130,7 +162,7 @@ def _coerce(name: str, raw: str):
 def preset_picker() -> None:
     """The preset and a one-line description: with Start beneath them, the first screen of the
     Playground (everything else may fold away)."""
-    presets = list_presets()
+    presets = offered_presets()
     named = _named_policies()
     titles = {p.name: p.title + ("  (needs internet)" if p.needs_internet else "")
               + ("  (not installed)" if named.get(p.config.policy, {}).get("unavailable") else "")
@@ -148,18 +180,19 @@ def knob_panel() -> dict:
     named = _named_policies()
     st.radio("Algorithm", ["grpo", "rloo", "ppo"], key=_state_key("algorithm"), horizontal=True,
              format_func=str.upper, help=HELP["algorithm"])
-    policy_choice = st.selectbox("Policy", list(named) + [CUSTOM], key="knob_policy_choice",
+    free_text = not hosting.hosted()  # a hosted server offers no free-text ids, folders or code
+    policy_choice = st.selectbox("Policy", list(named) + ([CUSTOM] if free_text else []), key="knob_policy_choice",
                                  format_func=lambda name: _policy_label(name, named), help=HELP["policy"])
     policy = policy_choice
     if policy_choice == CUSTOM:
         policy = st.text_input("Hub id or local folder", key="knob_policy_custom",
                                placeholder="e.g. gpt2, lvwerra/gpt2-imdb or ./my-model").strip()
-    reward_choice = st.selectbox("Reward", REWARD_CHOICES + [CUSTOM], key="knob_reward_choice",
+    reward_choice = st.selectbox("Reward", _reward_choices(), key="knob_reward_choice",
                                  help=HELP["reward"])
     reward = reward_choice
     if reward_choice == CUSTOM:
         reward = st.text_input("Reward name", key="knob_reward_custom",
-                               placeholder="keyword:<word>, length:30, hub:<id>, file:<path>:<function>").strip()
+                               placeholder="keyword:<word>, length:30, hub:<id>, file:rewards/<file>.py:<function>").strip()
     spec = STATIC_SPECS.get(reward.split(":")[0])
     if spec:
         st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))

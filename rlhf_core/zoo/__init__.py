@@ -216,7 +216,7 @@ def check_hub_size(name: str, what: str) -> None:
     from .. import hosting
 
     host = hosting.settings()
-    if host.max_params == 0 or (host.hosted and name in host.allow_models):
+    if host.max_params == 0 or (host.hosted and hosting.allows_hub_model(name, host)):
         return
     params = estimate_params(_hub_config(name))
     if params is None:

@@ -5,84 +5,27 @@ Screenshots land in test-artifacts/screenshots/ (the README's images come from t
 """
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from rlhf_core.bench_browser import LIVE_CHART_JS
 from tests.conftest import ROOT
+from tests.e2e.support import browser, page, serve  # noqa: F401 - fixtures
 
 LIVE_CHART = '[data-testid="stVegaLiteChart"]'
-
-CHROMIUM = os.environ.get("RLHF_EXPLORER_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = os.path.join(ROOT, "test-artifacts", "screenshots")
 
 pytestmark = pytest.mark.e2e
-
-if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     runs_root = str(tmp_path_factory.mktemp("e2e-runs"))
-    port = free_port()
-    env = dict(os.environ, RLHF_EXPLORER_RUNS=runs_root, HF_HUB_OFFLINE="1", PYTHONPATH=ROOT,
-               RLHF_EXPLORER_WARM_POOL="1")
-    log = open(os.path.join(runs_root, "server.log"), "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.address", "127.0.0.1", "--server.port", str(port),
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy in 60 s")
-    yield {"url": url, "runs_root": runs_root}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-                              args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
-    pg = ctx.new_page()
-    yield pg
-    ctx.close()
+    with serve(runs_root, RLHF_EXPLORER_WARM_POOL="1") as url:
+        yield {"url": url, "runs_root": runs_root}
 
 
 def shot(page, name):
