@@ -9,10 +9,11 @@ from typing import Callable
 
 import streamlit as st
 
-from rlhf_core import runs
+from rlhf_core import hosting, runs
 from rlhf_core.config import ConfigError
 from rlhf_core.labs import per_seed_results, settings, verdict
 from rlhf_core.labs.support import jobs
+from ui import visitor
 
 
 def _parse_list(raw: str, item_type: type, name: str) -> list:
@@ -95,12 +96,22 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
     except ConfigError as e:
         st.error(str(e))
         return
-    if cols[0].button("Run lab" if job.state != "done" else "Re-run", key=f"run-{name}", type="primary",
-                      disabled=job.state == "running"):
+    if job.state == "running":
+        mine = not hosting.hosted() or (job.owner is not None and job.owner == visitor.tag())
+        if mine and cols[0].button("Cancel", key=f"cancel-{name}"):
+            try:
+                jobs.cancel(root, name, overrides, seeds, owner=visitor.tag())
+            except (ConfigError, OSError) as e:
+                st.error(f"Could not cancel the lab: {e}")
+                return
+            st.rerun()
+        if not mine:
+            cols[0].caption("Another visitor is running this lab with these settings; its result will show here.")
+    elif cols[0].button("Run lab" if job.state != "done" else "Re-run", key=f"run-{name}", type="primary"):
         try:
             if job.state == "done":
                 jobs.forget(root, name, overrides, seeds)
-            jobs.start(root, name, overrides, seeds)
+            jobs.start(root, name, overrides, seeds, owner=visitor.tag())
         except (ConfigError, OSError) as e:
             st.error(f"Could not start the lab: {e}")
             return

@@ -75,3 +75,48 @@ def test_a_crashing_lab_ends_with_one_error_line(monkeypatch, capsys):
     assert labs.run_lab("rm_curve", as_json=True) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: lab 'rm_curve' failed: RuntimeError: disk on fire"
+
+
+def _fake_lab_executable(tmp_path):
+    """Stands in for python: writes a temporary file, starts a child in its process group (as
+    lab --seeds does), and waits; so a test can cancel a lab job without training anything."""
+    script = tmp_path / "fake-python"
+    script.write_text('#!/bin/sh\ntouch "$TMPDIR/scratch-file"\nsleep 300 &\necho $! > "$TMPDIR/child.pid"\nwait\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_hosted_lab_limits_and_cancel_of_the_whole_job(runs_root, monkeypatch, tmp_path):
+    """One lab job per visitor and RLHF_EXPLORER_LAB_JOBS across the server; only its owner cancels
+    it; cancel ends the job and its children and removes its scratch files."""
+    import os
+    import pytest
+
+    from rlhf_core.config import ConfigError
+
+    monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "1")
+    monkeypatch.setenv("RLHF_EXPLORER_LAB_JOBS", "1")
+    monkeypatch.setattr(jobs.sys, "executable", _fake_lab_executable(tmp_path))
+    alice, bob = "a" * 32, "b" * 32
+    job = jobs.start(runs_root, "rm_curve", TINY_RM, owner=alice)
+    assert job.state == "running"
+    scratch = jobs._paths(runs_root, "rm_curve", labs.config("rm_curve", TINY_RM), 1)["scratch"]
+    deadline = time.time() + 10
+    while not os.path.exists(os.path.join(scratch, "child.pid")) and time.time() < deadline:
+        time.sleep(0.05)
+    child = int(open(os.path.join(scratch, "child.pid")).read())
+    with pytest.raises(ConfigError, match="you already have a lab running"):
+        jobs.start(runs_root, "rm_curve", dict(TINY_RM, seed=1), owner=alice)
+    with pytest.raises(ConfigError, match="at most 1 lab job at once"):
+        jobs.start(runs_root, "rm_curve", dict(TINY_RM, seed=2), owner=bob)
+    with pytest.raises(ConfigError, match="only they can cancel"):
+        jobs.cancel(runs_root, "rm_curve", TINY_RM, owner=bob)
+    assert jobs.status(runs_root, "rm_curve", TINY_RM).owner == alice
+    jobs.cancel(runs_root, "rm_curve", TINY_RM, owner=alice)
+    assert jobs.status(runs_root, "rm_curve", TINY_RM).state == "none"
+    assert not os.path.exists(scratch)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # the job's child went with it
+    assert jobs.running_jobs(runs_root) == []
+    assert jobs.start(runs_root, "rm_curve", dict(TINY_RM, seed=2), owner=bob).state == "running"  # a slot again
+    jobs.cancel(runs_root, "rm_curve", dict(TINY_RM, seed=2), owner=bob)
