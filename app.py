@@ -57,6 +57,7 @@ def sidebar() -> None:
             st.caption(f"Runs folder: `{runs.runs_root()}`")
         try:  # a pre-started worker makes Start -> first point about a second
             runs.top_up_pool(runs.ensure_root(), owner_pid=os.getpid(), listed=all_runs)
+            runs.prune_now_and_then()  # old runs and the disk cap, when the operator set them
         except (OSError, runs.RunError):
             pass
 

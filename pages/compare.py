@@ -9,7 +9,7 @@ import yaml
 from rlhf_core import plots, runs
 from rlhf_core.config import ConfigError, RunConfig
 from rlhf_core.presets import list_presets
-from rlhf_core.store import LIVE_STATUSES, StoreError, write_csv
+from rlhf_core.store import LIVE_STATUSES, RunStore, StoreError, write_csv
 from ui import visitor
 from ui.common import fmt_duration, forget_run, guarded, run_data
 
@@ -101,7 +101,7 @@ def _csv(run_id: str) -> str:
     import io
 
     buf = io.StringIO()
-    write_csv(run_data(run_id).rows, buf)
+    write_csv(RunStore(runs.run_dir(run_id)).metrics_since(-1), buf)  # every step, not the thinned cache
     return buf.getvalue()
 
 

@@ -426,6 +426,69 @@ def delete(run_id: str, root: str | None = None, owner: str | None = None) -> No
     shutil.rmtree(path, ignore_errors=True)
 
 
+PRUNE_EVERY_S = 60
+
+
+def _disk_use(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def prune(root: str | None = None, now: float | None = None) -> list[str]:
+    """Delete ended runs older than the operator's keep time, then the oldest ended runs while the
+    runs folder is over its disk cap (hosting.py; both off on a private server unless set). Live
+    and queued runs are never touched. Returns the deleted run ids."""
+    from . import hosting
+
+    host = hosting.settings()
+    keep_s, cap = host.prune_after_s, host.disk_cap_bytes
+    base = runs_root(root)
+    if (keep_s is None and cap is None) or not os.path.isdir(base):
+        return []
+    now = time.time() if now is None else now
+    ended = sorted((r for r in list_runs(base) if r.status in FINAL_STATUSES),
+                   key=lambda r: r.ended or r.created or 0)
+    deleted = []
+    for r in ended:
+        if keep_s is not None and now - (r.ended or r.created or now) > keep_s:
+            shutil.rmtree(r.dir, ignore_errors=True)
+            deleted.append(r.id)
+    if cap is not None:
+        used = _disk_use(base)
+        for r in (r for r in ended if r.id not in deleted):
+            if used <= cap:
+                break
+            size = _disk_use(r.dir)
+            shutil.rmtree(r.dir, ignore_errors=True)
+            deleted.append(r.id)
+            used -= size
+    return deleted
+
+
+def prune_now_and_then(root: str | None = None) -> list[str]:
+    """prune() at most once a minute per runs folder, whoever asks (every page load, every
+    finishing worker): a stamp file's age says when it last ran."""
+    base = runs_root(root)
+    stamp = os.path.join(base, ".pruned")
+    try:
+        if time.time() - os.path.getmtime(stamp) < PRUNE_EVERY_S:
+            return []
+    except OSError:
+        pass
+    try:
+        with open(stamp, "w"):
+            pass
+    except OSError:
+        return []
+    return prune(base)
+
+
 def preflight(cfg: RunConfig, allow_code: bool = False) -> None:
     """Cheap checks before queueing a run, so the user hears about a bad name or a missing network
     at once rather than from a failed worker: policy and reward names resolve, hub ids are

@@ -301,6 +301,7 @@ def _start_next_queued(run_dir: str) -> None:
     try:
         runs.schedule(root)
         runs.top_up_pool(root)  # a slot is free again: have a warm worker ready for the next Start
+        runs.prune_now_and_then(root)  # old runs and the disk cap, when the operator set them
     except Exception as e:  # noqa: BLE001 - the run itself is done; a queue problem is only logged
         print(f"could not start the next queued run: {e}", file=sys.stderr)
 

@@ -153,3 +153,53 @@ def test_per_visitor_quota_and_queue_place(runs_root, monkeypatch):
     runs.stop(first, owner=alice)  # withdrawn: everyone moves up, and Alice may queue again
     assert runs.queue_place(third)[0] == 2
     runs.submit(RunConfig.parse({"steps": 30}), cap=0, owner=alice)
+
+
+def test_prune_removes_old_and_over_cap_ended_runs_only(runs_root, monkeypatch):
+    import os
+    import time
+
+    from rlhf_core.store import RunStore
+
+    old = _finished_run(1.0)
+    RunStore(old).set_meta(ended=time.time() - 3 * 3600)
+    recent = [_finished_run(1.0) for _ in range(3)]
+    for i, path in enumerate(recent):
+        RunStore(path).set_meta(ended=time.time() - 60 * (3 - i))  # recent[0] ended first
+        with open(os.path.join(path, "padding.bin"), "wb") as f:
+            f.write(b"\0" * 400_000)
+    queued = runs.submit(RunConfig.parse({"steps": 5}), cap=0)
+    RunStore(runs.run_dir(queued)).set_meta(created=time.time() - 10 * 3600)  # old, but waiting
+    assert runs.prune() == []  # a private server keeps everything unless told otherwise
+    monkeypatch.setenv("RLHF_EXPLORER_KEEP_HOURS", "2")
+    monkeypatch.setenv("RLHF_EXPLORER_MAX_DISK_MB", "1.0")  # room for two of the three padded runs
+    deleted = runs.prune()
+    assert deleted[0] == os.path.basename(old) and deleted[1:] == [os.path.basename(recent[0])]
+    assert {r.id for r in runs.list_runs()} == {os.path.basename(p) for p in recent[1:]} | {queued}
+    assert runs.prune_now_and_then() == []  # pruned a moment ago: not again within the minute
+
+
+def test_a_sessions_run_cache_is_bounded(runs_root, monkeypatch):
+    import types
+
+    from rlhf_core.store import RunStore
+    from ui import common
+
+    path = runs.create_run(RunConfig.parse({"steps": 5000}))
+    store = RunStore(path)
+    for step in range(5000):
+        store.write_step(step, {"reward": step / 5000, "kl": 0.0})
+    data = common.RunData(runs.os.path.basename(path))
+    data.refresh()
+    steps = [r["step"] for r in data.rows]
+    assert len(steps) <= common.MAX_ROWS and steps[0] == 0 and steps[-1] == 4999
+    assert steps[-common.KEEP_RECENT:] == list(range(5000 - common.KEEP_RECENT, 5000))  # recent: every step
+    assert steps == sorted(set(steps))
+    fake_st = types.SimpleNamespace(session_state={})
+    monkeypatch.setattr(common, "st", fake_st)
+    ids = [runs.submit(RunConfig.parse({"steps": 5}), cap=0) for _ in range(common.MAX_RUNS_PER_SESSION + 2)]
+    for run_id in ids:
+        common.run_data(run_id)
+    common.run_data(ids[0])  # used again: kept, while the least recently used go
+    held = list(fake_st.session_state["_run_data"])
+    assert len(held) == common.MAX_RUNS_PER_SESSION and held[-1] == ids[0] and ids[1] not in held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 
@@ -27,9 +28,17 @@ def guarded(fn):
     return wrapper
 
 
+# A session holds at most this many runs' data, and per run at most MAX_ROWS rows: the newest
+# KEEP_RECENT at full resolution, older ones thinned (every second row, again each time the
+# bound is reached). The charts draw at most 500 points; exports read the store, not this.
+MAX_RUNS_PER_SESSION = 8
+MAX_ROWS = 2000
+KEEP_RECENT = 1000
+
+
 class RunData:
     """One run's rows and events, read incrementally: each refresh fetches only rows newer than
-    the last step already held (the live views call this every second)."""
+    the last step already held (the live views call this twice a second). Bounded: see MAX_ROWS."""
 
     def __init__(self, run_id: str):
         self.run_id = run_id
@@ -46,6 +55,9 @@ class RunData:
         store = RunStore(runs.run_dir(self.run_id))
         new = store.metrics_since(self.last_step)
         self.rows.extend(new)
+        while len(self.rows) > MAX_ROWS:
+            old, recent = self.rows[:-KEEP_RECENT], self.rows[-KEEP_RECENT:]
+            self.rows = old[::2] + recent
         new_events = store.events(self._last_event_id)
         if new_events:
             self.events.extend(new_events)
@@ -54,17 +66,19 @@ class RunData:
 
 
 def run_data(run_id: str) -> RunData:
-    """The session's cached RunData for a run, refreshed."""
-    cache = st.session_state.setdefault("_run_data", {})
-    data = cache.get(run_id)
-    if data is None:
-        data = cache[run_id] = RunData(run_id)
+    """The session's cached RunData for a run, refreshed; the least recently used run's data
+    are dropped beyond MAX_RUNS_PER_SESSION."""
+    cache = st.session_state.setdefault("_run_data", collections.OrderedDict())
+    data = cache.pop(run_id, None) or RunData(run_id)
+    cache[run_id] = data  # now the most recently used
+    while len(cache) > MAX_RUNS_PER_SESSION:
+        cache.popitem(last=False)
     data.refresh()
     return data
 
 
 def forget_run(run_id: str) -> None:
-    st.session_state.setdefault("_run_data", {}).pop(run_id, None)
+    st.session_state.get("_run_data", {}).pop(run_id, None)
 
 
 def selected_run_id() -> tuple[str | None, str | None]:
