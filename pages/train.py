@@ -13,6 +13,9 @@ from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, preset
 # twice a second: with the chart's data replaced in place a refresh is cheap for the browser, and a
 # step shows about half a second after the worker stores it (bench --browser)
 REFRESH_S = 0.5
+# a queued run only moves up the queue: a slower refresh leaves the CPU to the run that trains
+# (on a hosted server many visitors' pages wait at once)
+QUEUED_REFRESH_S = 2.0
 
 
 def start_run(values: dict, messages) -> None:
@@ -145,8 +148,10 @@ def run_panel(run_id: str) -> None:
     was_live = st.session_state.get(f"_was_live_{run_id}")
     now_live = info.status in LIVE_STATUSES or info.status == "queued"
     st.session_state[f"_was_live_{run_id}"] = now_live
-    if was_live and not now_live:
-        st.rerun()  # leave live mode: redraw the whole page once, without the timer
+    was_queued = st.session_state.get(f"_was_queued_{run_id}")
+    st.session_state[f"_was_queued_{run_id}"] = info.status == "queued"
+    if (was_live and not now_live) or (was_queued and info.status != "queued"):
+        st.rerun()  # leave live or queued mode: redraw the whole page once, with the right timer
 
 
 def landing_view() -> None:
@@ -214,7 +219,8 @@ def page() -> None:
         if live:
             live_controls(run_id, info)
             st.toggle("Pause live", key="pause_live", help="Freeze the charts so you can zoom and pan.")
-            st.fragment(run_every=REFRESH_S)(run_panel)(run_id)
+            every = QUEUED_REFRESH_S if info.status == "queued" else REFRESH_S
+            st.fragment(run_every=every)(run_panel)(run_id)
         else:
             run_panel(run_id)
         if info.status in FINAL_STATUSES:

@@ -5,7 +5,7 @@
     zoo [--json]                   zoo eval [--policy NAME] [--json]
     score --reward NAME TEXT...
     generate --policy NAME --prompt TEXT [-n N]
-    bench [--quick] [--json] [--browser] [--labs] [--gpu] [--out FILE]
+    bench [--quick] [--json] [--browser] [--labs] [--gpu] [--classroom [--visitors N]] [--out FILE]
     lab NAME [--quick] [--json]
 
 Exit codes: 0 success, 1 run failure, 2 invalid input (one line naming the field, no traceback).
@@ -253,7 +253,8 @@ def cmd_generate(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import main as bench_main
 
-    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs, out=a.out, gpu=a.gpu, browser=a.browser)
+    return bench_main(quick=a.quick, as_json=a.json, labs_only=a.labs, out=a.out, gpu=a.gpu, browser=a.browser,
+                      classroom_visitors=a.visitors if a.classroom else None)
 
 
 def cmd_lab(a) -> int:
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pixels in Chromium while a run trains, and the server's memory with every page visited")
     b.add_argument("--gpu", action="store_true", help="on a CUDA machine: step times and peak GPU memory of the "
                    "default preset, SmolLM2 and a 2-process accelerate run")
+    b.add_argument("--classroom", action="store_true", help="a class on a hosted server: N browsers each start "
+                   "the default preset at 30 steps; wall time, each visitor's wait, server memory, exceptions")
+    b.add_argument("--visitors", type=int, default=5, help="how many visitors --classroom simulates (default 5)")
     b.set_defaults(fn=cmd_bench)
 
     lab = sub.add_parser("lab", help="run one of the paper's labs")

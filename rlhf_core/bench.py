@@ -599,8 +599,36 @@ def lab_timings(names: list[str] | None = None, sizes=("default", "default_3_see
     return out
 
 
+CLASSROOM_TARGET_S = 80.0  # 5 visitors, 30 steps each (issue [classroom])
+
+
+def classroom_only(visitors: int) -> dict:
+    """`bench --classroom`: a class arriving at a hosted server (bench_browser.classroom)."""
+    from . import bench_browser
+
+    why = bench_browser.unavailable()
+    if why:
+        return {"error": why}
+    result = bench_browser.classroom(visitors=visitors)
+    result["target_wall_s"] = CLASSROOM_TARGET_S if visitors == 5 else None
+    result["machine"] = machine()
+    return result
+
+
 def main(quick: bool = False, as_json: bool = False, labs_only: bool = False, out: str | None = None,
-         gpu: bool = False, browser: bool = False) -> int:
+         gpu: bool = False, browser: bool = False, classroom_visitors: int | None = None) -> int:
+    if classroom_visitors is not None:
+        if classroom_visitors < 1:
+            print("error: --visitors must be at least 1", file=sys.stderr)
+            return 2
+        result = classroom_only(classroom_visitors)
+        result = {"command": f"python -m rlhf_core bench --classroom --visitors {classroom_visitors}"
+                             + (f" --out {out}" if out else ""), "git": git_state((out,) if out else ()), **result}
+        if out:  # docs/classroom.json is written only this way
+            with open(out, "w") as f:
+                json.dump(result, f, indent=1, default=str)
+        print(json.dumps(result, indent=None if as_json else 1, default=str))
+        return 0 if "error" not in result and not result.get("exceptions") else 1
     if gpu:
         result = gpu_check(steps=6 if quick else 20)
         print(json.dumps(result, indent=None if as_json else 1, default=str))

@@ -13,6 +13,13 @@ What a person feels, measured in Debian's Chromium (driven by Playwright) agains
     server_peak_rss_mb          peak of (server RSS + its idle warm worker's RSS) while Chromium
                                 visits every page
 
+`bench --classroom [--visitors N]` is a class arriving at a hosted server (RLHF_EXPLORER_HOSTED=1):
+N browser contexts (N visitors) each start the default preset at 30 steps within a second, and
+wait for their run to finish. It reports the wall time from the first Start to the last run
+finished, each visitor's wait (Start -> their run's first step) and run time, how stale each
+page was when its run finished (run ended -> the page says so), the server's peak RSS, and every
+exception (page errors, tracebacks in the server log, runs that did not finish).
+
 Both ends of every interval are read on one clock: the click is the DOM event's own timestamp and
 the response is the first animation frame after the change is in the page (so it has been
 painted), both in the page; the worker stamps a step with the same wall clock. Playwright's own
@@ -126,6 +133,7 @@ class AppServer:
         self.env = dict(os.environ, RLHF_EXPLORER_RUNS=runs_root, HF_HUB_OFFLINE="1", PYTHONPATH=_ROOT,
                         HF_HUB_DISABLE_TELEMETRY="1", RLHF_EXPLORER_WARM_POOL="1", **env)
         self.peak_rss_mb = 0.0
+        self.server_peak_rss_mb = 0.0  # the streamlit process alone
         self._stop = threading.Event()
 
     def __enter__(self) -> "AppServer":
@@ -173,8 +181,10 @@ class AppServer:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            total = _rss_mb(self.proc.pid) + sum(_rss_mb(p) for p in self.idle_warm_pids())
+            server = _rss_mb(self.proc.pid)
+            total = server + sum(_rss_mb(p) for p in self.idle_warm_pids())
             self.peak_rss_mb = max(self.peak_rss_mb, total)
+            self.server_peak_rss_mb = max(self.server_peak_rss_mb, server)
             time.sleep(0.1)
 
     def __exit__(self, *exc) -> None:
@@ -355,3 +365,77 @@ def server_memory(pages: list[str] | None = None) -> dict:
         time.sleep(1.0)
         browser.close()
         return {"peak_rss_mb": server.peak_rss_mb, "pages": paths, "warm_worker_ready": warm}
+
+
+CLASSROOM_STEPS = 30
+
+
+def classroom(visitors: int = 5, steps: int = CLASSROOM_STEPS, timeout_s: float = 600) -> dict:
+    """A class on a hosted server (see the module docstring). Each visitor's run is read from its
+    store: created (the Start click reached the server), the first step's commit, and its end."""
+    from playwright.sync_api import sync_playwright
+
+    from .store import RunStore
+
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="rlhf-classroom-") as root, \
+            AppServer(root, RLHF_EXPLORER_HOSTED="1", RLHF_EXPLORER_RUNS_PER_VISITOR="1") as server, \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        pages = []
+        for i in range(visitors):
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.on("pageerror", lambda e, i=i: errors.append(f"visitor {i}: page error: {str(e)[:200]}"))
+            page.goto(f"{server.url}/?preset=classic-grpo&steps={steps}")
+            page.get_by_text("Shared server: you can stop").wait_for(timeout=120_000)
+            pages.append(page)
+        server.wait_warm()  # as a class would find it: the server has been up for a while
+        t0 = time.time()
+        run_ids = []
+        for i, page in enumerate(pages):
+            page.get_by_role("button", name="Start").click()
+        for i, page in enumerate(pages):
+            try:
+                page.wait_for_url("**run=*", timeout=60_000)
+                run_ids.append(page.evaluate("() => new URLSearchParams(location.search).get('run')"))
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"visitor {i}: no run started: {type(e).__name__}: {str(e)[:200]}")
+                run_ids.append(None)
+        seen_finished: dict[int, float] = {}
+        deadline = time.time() + timeout_s
+        while len(seen_finished) < sum(r is not None for r in run_ids) and time.time() < deadline:
+            for i, page in enumerate(pages):
+                if run_ids[i] is None or i in seen_finished:
+                    continue
+                text = page.locator('[data-testid="stProgress"]').first.inner_text(timeout=5_000) \
+                    if page.locator('[data-testid="stProgress"]').count() else ""
+                if "finished" in text or "failed" in text or "crashed" in text:
+                    seen_finished[i] = time.time()
+                if page.get_by_text("Something went wrong").count():
+                    errors.append(f"visitor {i}: the page shows an error")
+            time.sleep(0.25)
+        wall = max(seen_finished.values(), default=time.time()) - t0
+        per_visitor = []
+        for i, run_id in enumerate(run_ids):
+            if run_id is None:
+                continue
+            store = RunStore(os.path.join(root, run_id))
+            meta, rows = store.meta(), store.metrics_since(-1)
+            status = store.last_status()["status"]
+            if status != "finished" or len(rows) != steps:
+                errors.append(f"visitor {i}: run {run_id} ended {status} with {len(rows)}/{steps} steps")
+            ended = meta.get("ended")
+            per_visitor.append({
+                "visitor": i, "run": run_id, "warm_worker": meta.get("warm"),
+                "wait_s": round(rows[0]["ts"] - t0, 2) if rows else None,
+                "run_s": round(ended - rows[0]["ts"], 2) if rows and ended else None,
+                "page_stale_s": round(seen_finished[i] - ended, 2) if i in seen_finished and ended else None})
+        browser.close()
+        with open(os.path.join(root, "server.log"), errors="replace") as f:
+            tracebacks = f.read().count("Traceback (most recent call last)")
+        if tracebacks:
+            errors.append(f"the server log holds {tracebacks} traceback(s)")
+        return {"visitors": visitors, "steps": steps, "wall_s": round(wall, 1), "per_visitor": per_visitor,
+                "server_peak_rss_mb": round(server.server_peak_rss_mb, 1),
+                "server_and_idle_warm_peak_rss_mb": round(server.peak_rss_mb, 1),
+                "exceptions": errors}

@@ -1,8 +1,10 @@
-"""Write the README's performance table from docs/bench-results.json: `python scripts/bench_readme.py`.
+"""Write the README's performance tables from the benchmark records: `python scripts/bench_readme.py`.
 
-The table sits between the `<!-- bench-table:start -->` and `<!-- bench-table:end -->` markers
-and is never edited by hand: run `python -m rlhf_core bench --out docs/bench-results.json`, then
-this script.
+The main table sits between the `<!-- bench-table:start -->` and `<!-- bench-table:end -->`
+markers (from docs/bench-results.json: `python -m rlhf_core bench --out docs/bench-results.json`),
+the class-load one between `<!-- classroom:start -->` and `<!-- classroom:end -->` (from
+docs/classroom.json: `python -m rlhf_core bench --classroom --out docs/classroom.json`). Neither
+is edited by hand.
 """
 
 from __future__ import annotations
@@ -58,18 +60,46 @@ def table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def classroom_table(record: dict) -> str:
+    """The class-load figures: the wall time against its target, then each visitor."""
+    target = record.get("target_wall_s")
+    met = "" if target is None else ("met" if record["wall_s"] <= target else "**missed**")
+    lines = [f"{record['visitors']} visitors, {record['steps']} steps each: **{record['wall_s']:.0f} s** from the first "
+             f"Start to the last run finished" + (f" (target ≤ {target:g} s: {met})" if target else "") + "; server peak "
+             f"{record['server_peak_rss_mb']:.0f} MB; {len(record['exceptions'])} exceptions"
+             + (" (" + "; ".join(record["exceptions"])[:300] + ")" if record["exceptions"] else "") + ".",
+             "", "| visitor | waited (Start → first step) | trained | warm worker | page behind the store |",
+             "|---|---|---|---|---|"]
+    for v in record["per_visitor"]:
+        cells = [f"{v[k]:.1f} s" if isinstance(v.get(k), (int, float)) else "–" for k in ("wait_s", "run_s")]
+        stale = f"{v['page_stale_s']:.1f} s" if isinstance(v.get("page_stale_s"), (int, float)) else "–"
+        lines.append(f"| {v['visitor'] + 1} | {cells[0]} | {cells[1]} | {'yes' if v.get('warm_worker') else 'no'} | {stale} |")
+    m, g = record["machine"], record["git"]
+    dirty = " (with uncommitted changes)" if g["uncommitted_changes"] else ""
+    lines += ["", f"Measured by `{record['command']}` at commit `{g['commit'][:7]}`{dirty} on {m['cores']} cores "
+              f"({m.get('cpu_model') or m['cpu']})."]
+    return "\n".join(lines)
+
+
+def _fill(text: str, marker: str, body: str) -> str:
+    block = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
+    if not block.search(text):
+        raise SystemExit(f"README.md has no {marker} markers")
+    return block.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+
+
 def main() -> int:
-    with open(os.path.join(ROOT, "docs", "bench-results.json")) as f:
-        record = json.load(f)
     readme = os.path.join(ROOT, "README.md")
     with open(readme) as f:
         text = f.read()
-    block = re.compile(r"(<!-- bench-table:start -->\n).*?(<!-- bench-table:end -->)", re.S)
-    if not block.search(text):
-        print("README.md has no bench-table markers", file=sys.stderr)
-        return 1
+    with open(os.path.join(ROOT, "docs", "bench-results.json")) as f:
+        text = _fill(text, "bench-table", table(json.load(f)))
+    classroom = os.path.join(ROOT, "docs", "classroom.json")
+    if os.path.exists(classroom):
+        with open(classroom) as f:
+            text = _fill(text, "classroom", classroom_table(json.load(f)))
     with open(readme, "w") as f:
-        f.write(block.sub(lambda m: m.group(1) + table(record) + "\n" + m.group(2), text))
+        f.write(text)
     return 0
 
 

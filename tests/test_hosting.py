@@ -203,3 +203,26 @@ def test_a_sessions_run_cache_is_bounded(runs_root, monkeypatch):
     common.run_data(ids[0])  # used again: kept, while the least recently used go
     held = list(fake_st.session_state["_run_data"])
     assert len(held) == common.MAX_RUNS_PER_SESSION and held[-1] == ids[0] and ids[1] not in held
+
+
+def test_a_shared_url_cannot_bring_in_what_a_hosted_server_refuses(runs_root, monkeypatch):
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("RLHF_EXPLORER_HOSTED", "1")
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=60)
+    at.query_params.update({"policy": "gpt2", "reward": "file:rewards/example.py:exclamations", "steps": "5000"})
+    at.run()
+    assert not at.exception
+    warned = " ".join(w.value for w in at.warning)
+    for needle in ("policy='gpt2' ignored", "reward='file:rewards/example.py:exclamations' ignored",
+                   "steps='5000' ignored"):
+        assert needle in warned, warned
+    policy, reward = at.selectbox(key="knob_policy_choice"), at.selectbox(key="knob_reward_choice")
+    assert policy.value == "imdb-tiny" and "other…" not in policy.options
+    assert reward.value == "vader" and "other…" not in reward.options
+    assert not any(o.startswith("hub:") for o in reward.options)

@@ -378,7 +378,7 @@ def test_F30_server_binds_loopback_by_default():
     assert cfg["server"]["address"] == "127.0.0.1"
     assert cfg["browser"]["gatherUsageStats"] is False
     readme = open(os.path.join(ROOT, "README.md")).read()
-    assert "Exposing the server" in readme and "0.0.0.0" in readme
+    assert "Host it for a class" in readme and "0.0.0.0" in readme
 
 
 def test_F31_no_ui_path_executes_text(runs_root, monkeypatch, tmp_path):
