@@ -6,7 +6,7 @@ import time
 import streamlit as st
 import yaml
 
-from rlhf_core import plots, runs
+from rlhf_core import hosting, plots, runs
 from rlhf_core.config import ConfigError, RunConfig
 from rlhf_core.presets import list_presets
 from rlhf_core.store import LIVE_STATUSES, RunStore, StoreError, write_csv
@@ -27,7 +27,8 @@ def runs_table(all_runs: list[runs.RunInfo]) -> None:
                      "β": cfg.get("kl_coef"), "ε": cfg.get("clip_range"),
                      "steps": f"{r.steps_done}/{r.steps_total}",
                      "final reward": r.last.get("reward"), "KL": r.last.get("kl"),
-                     "duration": fmt_duration(r.duration), "error": r.error or ""})
+                     "duration": fmt_duration(r.duration), "error": r.error or "",
+                     **({"yours": "yes" if r.owner == visitor.tag() else ""} if hosting.hosted() else {})})
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"final reward": st.column_config.NumberColumn(format="%.3f"),
                                 "KL": st.column_config.NumberColumn(format="%.3f")})
