@@ -9,6 +9,7 @@ import streamlit as st  # noqa: E402
 from rlhf_core import hosting, runs  # noqa: E402
 from rlhf_core.config import ConfigError  # noqa: E402
 from ui import visitor  # noqa: E402
+from ui.common import listed_runs  # noqa: E402
 
 st.set_page_config(page_title="RLHF Explorer", layout="wide")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +40,7 @@ def sidebar() -> None:
         st.markdown("### RLHF Explorer")
         st.caption("Real TRL training on small language models, live in your browser.")
         try:
-            all_runs = runs.list_runs()
+            all_runs = listed_runs(runs.runs_root())
         except (runs.RunError, OSError) as e:
             st.error(f"Runs folder problem: {e}")
             return
@@ -56,7 +57,9 @@ def sidebar() -> None:
         else:
             st.caption(f"Runs folder: `{runs.runs_root()}`")
         try:  # a pre-started worker makes Start -> first point about a second
-            runs.top_up_pool(runs.ensure_root(), owner_pid=os.getpid(), listed=all_runs)
+            # a fresh listing, not the shared cached one: whether a run trains right now decides
+            # the priority a new warm worker boots at
+            runs.top_up_pool(runs.ensure_root(), owner_pid=os.getpid())
             runs.prune_now_and_then()  # old runs and the disk cap, when the operator set them
         except (OSError, runs.RunError):
             pass

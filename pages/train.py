@@ -6,7 +6,7 @@ from rlhf_core import health, plots, runs, zoo
 from rlhf_core.config import ConfigError, RunConfig
 from rlhf_core.rewards import RewardError
 from rlhf_core.store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
-from ui.common import fmt_duration, guarded, progress_line, run_data, selected_run_id
+from ui.common import fmt_duration, guarded, listed_runs, progress_line, run_data, selected_run_id
 from ui import visitor
 from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, preset_picker, sync_url
 
@@ -103,12 +103,27 @@ def samples_view(run_id: str) -> None:
 
 def queue_text(run_id: str) -> str:
     """' · 2nd in line · starts in about 0:40' for a queued run."""
-    place = runs.queue_place(run_id)
+    place = runs.queue_place(run_id, listed=listed_runs(runs.runs_root()))
     if place is None:
         return ""
     n, eta = place
     suffix = {1: "st", 2: "nd", 3: "rd"}.get(n if n < 20 else n % 10, "th")
     return f" · {n}{suffix} in line" + (f" · starts in about {fmt_duration(eta)}" if eta is not None else "")
+
+
+def queued_panel(run_id: str) -> None:
+    """A queued run's place in line, and nothing else to draw or read until it starts: while a
+    class waits, its pages leave the CPU to the run that trains. Redraws the page when it starts."""
+    try:
+        info = runs.info(run_id, with_last=False)
+    except (runs.RunError, StoreError) as e:
+        st.error(f"This run can no longer be read: {e}")
+        return
+    if info.status != "queued":
+        st.rerun()
+    frac, text = progress_line(info, [])
+    st.progress(frac, text=text + queue_text(run_id))
+    st.caption("Its live charts and samples appear here when it starts.")
 
 
 def run_panel(run_id: str) -> None:
@@ -120,8 +135,6 @@ def run_panel(run_id: str) -> None:
         st.error(f"This run can no longer be read: {e}")
         return
     frac, text = progress_line(info, data.rows)
-    if info.status == "queued":
-        text += queue_text(run_id)
     st.progress(frac, text=text)
     if info.error:
         (st.error if info.status in ("failed", "crashed", "diverged") else st.info)(info.error)
@@ -148,10 +161,8 @@ def run_panel(run_id: str) -> None:
     was_live = st.session_state.get(f"_was_live_{run_id}")
     now_live = info.status in LIVE_STATUSES or info.status == "queued"
     st.session_state[f"_was_live_{run_id}"] = now_live
-    was_queued = st.session_state.get(f"_was_queued_{run_id}")
-    st.session_state[f"_was_queued_{run_id}"] = info.status == "queued"
-    if (was_live and not now_live) or (was_queued and info.status != "queued"):
-        st.rerun()  # leave live or queued mode: redraw the whole page once, with the right timer
+    if was_live and not now_live:
+        st.rerun()  # leave live mode: redraw the whole page once, without the timer
 
 
 def landing_view() -> None:
@@ -161,7 +172,7 @@ def landing_view() -> None:
             "and reward, KL and samples appear here within seconds.")
     try:
         # on a hosted server, this visitor's own most recent run
-        recent = next((r for r in runs.list_runs() if r.steps_done and (visitor.tag() is None or
+        recent = next((r for r in listed_runs(runs.runs_root()) if r.steps_done and (visitor.tag() is None or
                                                                           r.owner == visitor.tag())), None)
     except (runs.RunError, StoreError, OSError):
         recent = None
@@ -219,8 +230,10 @@ def page() -> None:
         if live:
             live_controls(run_id, info)
             st.toggle("Pause live", key="pause_live", help="Freeze the charts so you can zoom and pan.")
-            every = QUEUED_REFRESH_S if info.status == "queued" else REFRESH_S
-            st.fragment(run_every=every)(run_panel)(run_id)
+            if info.status == "queued":
+                st.fragment(run_every=QUEUED_REFRESH_S)(queued_panel)(run_id)
+            else:
+                st.fragment(run_every=REFRESH_S)(run_panel)(run_id)
         else:
             run_panel(run_id)
         if info.status in FINAL_STATUSES:

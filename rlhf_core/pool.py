@@ -24,7 +24,10 @@ from .procs import alive
 POOL_ENV = "RLHF_EXPLORER_WARM_POOL"
 POOL_SUBDIR = ".pool"
 IDLE_LIMIT_S = 3600
-BACKGROUND_NICE = 19
+# A worker booted while a run trains starts at the priority a training worker drops to after its
+# first step: it can never raise its priority again (an unprivileged process cannot lower its nice
+# value), so at 19 the queued run it later trains would crawl behind the app and every page.
+BACKGROUND_NICE = 5
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -50,8 +53,8 @@ def warm_count(root: str) -> int:
 
 
 def spawn(root: str, owner_pid: int, background: bool = False) -> int:
-    """Start a warm worker. `background`: a run is training, so it boots at the lowest priority
-    and takes only CPU the run and the app leave over."""
+    """Start a warm worker. `background`: a run is training, so it boots at the training run's
+    own lowered priority (BACKGROUND_NICE), below the app's."""
     folder = pool_dir(root)
     os.makedirs(folder, exist_ok=True)
     env = dict(os.environ)
@@ -99,7 +102,7 @@ def ensure_warm(root: str, *, live_runs: int, queued_runs: int, cap: int, owner_
         # training; the finishing worker tops the pool up once a slot is free.
         return 0
     # With runs queued behind a training one (a sweep), boot the next run's worker now, at the
-    # lowest priority, so that the queued run starts warm the moment the slot frees.
+    # priority of a training run, so that the queued run starts warm the moment the slot frees.
     _cleanup(root)
     started = 0
     while warm_count(root) < size:

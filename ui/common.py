@@ -65,6 +65,13 @@ class RunData:
         return len(new)
 
 
+@st.cache_data(ttl=1.0, show_spinner=False)
+def listed_runs(root: str) -> list[runs.RunInfo]:
+    """runs.list_runs, shared by every session of this server for a second: a page polling a
+    queue asks for it every two seconds, and a class is many pages polling at once."""
+    return runs.list_runs(root)
+
+
 def run_data(run_id: str) -> RunData:
     """The session's cached RunData for a run, refreshed; the least recently used run's data
     are dropped beyond MAX_RUNS_PER_SESSION."""
