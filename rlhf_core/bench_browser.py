@@ -112,8 +112,10 @@ def unavailable() -> str | None:
         return "no Chromium installed (apt-get install chromium)"
     try:
         import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install -r requirements-dev.txt)"
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "playwright":
+            return "Playwright is not installed (pip install -r requirements-dev.txt)"
+        raise  # a missing dependency of Playwright is a real error, not "not installed"
     return None
 
 
