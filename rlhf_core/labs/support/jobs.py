@@ -175,13 +175,8 @@ def cancel(root: str, name: str, overrides: dict | None = None, seeds: int = 1, 
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    _alive(pgid)  # a zombie leader counts as ended
+    """Whether any process of the job's group is left (its leader reaped first if it has exited)."""
+    _alive(pgid)
     try:
         os.killpg(pgid, 0)
         return True
