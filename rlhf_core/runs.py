@@ -337,8 +337,13 @@ def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, ca
     with _root_lock(ensure_root(root)):  # two quick clicks cannot both pass the quota
         check_quota(owner, 1, root)
         path = create_run(cfg, root)
-        if allow_code or owner:
-            RunStore(path).set_meta(**({"allow_code": True} if allow_code else {}), **({"owner": owner} if owner else {}))
+        meta = {}
+        if allow_code:
+            meta["allow_code"] = True
+        if owner:
+            meta["owner"] = owner
+        if meta:
+            RunStore(path).set_meta(**meta)
     schedule(root, cap)
     try:  # queued behind a live run: have its warm worker boot meanwhile
         top_up_pool(runs_root(root))
@@ -359,8 +364,9 @@ def queue_place(run_id: str, root: str | None = None, listed: list[RunInfo] | No
     if run_id not in ids:
         return None
     place = ids.index(run_id) + 1
-    paces = sorted(r.duration / r.steps_done for r in listed
-                   if r.status == "finished" and r.steps_done and r.duration)[:50]
+    recent = sorted((r for r in listed if r.status == "finished" and r.steps_done and r.duration),
+                    key=lambda r: r.ended or 0)[-50:]  # the last 50 to finish
+    paces = sorted(r.duration / r.steps_done for r in recent)
     live = [r for r in listed if r.status in LIVE_STATUSES]
     live_paces = [r.duration / r.steps_done for r in live if r.steps_done and r.duration]
     pace = paces[len(paces) // 2] if paces else (sorted(live_paces)[len(live_paces) // 2] if live_paces else None)
