@@ -110,6 +110,13 @@ def hosted() -> bool:
     return settings().hosted
 
 
+def may_act(owner: str | None, visitor: str | None) -> bool:
+    """Whether `visitor` may stop, retune, delete or cancel something `owner` started: anyone on a
+    private server; on a hosted one only the visitor who started it (the one rule for runs and
+    lab jobs alike)."""
+    return not hosted() or (visitor is not None and owner == visitor)
+
+
 def _allowed_reward_model(model_id: str, host: HostSettings) -> bool:
     from .rewards import split_hub_reward
 

@@ -319,7 +319,7 @@ def may_control(r: RunInfo, owner: str | None) -> bool:
     hosted one only the visitor whose browser started it."""
     from . import hosting
 
-    return not hosting.hosted() or (owner is not None and r.owner == owner)
+    return hosting.may_act(r.owner, owner)
 
 
 def _check_control(run_id: str, root: str | None, owner: str | None) -> RunInfo:

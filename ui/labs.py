@@ -97,7 +97,7 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
         st.error(str(e))
         return
     if job.state == "running":
-        mine = not hosting.hosted() or (job.owner is not None and job.owner == visitor.tag())
+        mine = hosting.may_act(job.owner, visitor.tag())
         if mine and cols[0].button("Cancel", key=f"cancel-{name}"):
             try:
                 jobs.cancel(root, name, overrides, seeds, owner=visitor.tag())

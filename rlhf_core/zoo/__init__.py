@@ -171,9 +171,11 @@ def hub_load_kwargs(name: str, what: str) -> dict:
     return {"local_files_only": True}
 
 
+@functools.lru_cache(maxsize=32)
 def _hub_config(name: str) -> dict:
     """The hub model's config.json: a few kB, read before any weights are downloaded (from the
-    local cache only when the hub is unreachable)."""
+    local cache only when the hub is unreachable); once per process, though a run's policy,
+    reference and value model each pass the size guard."""
     from huggingface_hub import hf_hub_download
 
     try:
@@ -187,8 +189,9 @@ def _hub_config(name: str) -> dict:
 
 def estimate_params(config: dict) -> int | None:
     """Parameters of a transformer from its config: embeddings plus, per layer, attention (4·d²,
-    less with grouped-query attention) and the MLP (2·d·ff, or 3·d·ff when gated, times the experts of a mixture). None when the
-    config lacks the width, depth or vocabulary (an architecture this cannot size)."""
+    less with grouped-query attention) and the MLP (2·d·ff, or 3·d·ff when gated, times the
+    experts of a mixture). None when the config lacks the width, depth or vocabulary (an
+    architecture this cannot size)."""
     cfg = {**config.get("text_config", {}), **config} if "text_config" in config else config
     width = next((cfg[k] for k in ("hidden_size", "n_embd", "d_model", "dim") if isinstance(cfg.get(k), int)), None)
     depth = next((cfg[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers")

@@ -154,7 +154,7 @@ def cancel(root: str, name: str, overrides: dict | None = None, seeds: int = 1, 
     pid_info = _read_json(p["pid"])
     if not pid_info:
         return
-    if hosting.hosted() and pid_info.get("owner") != owner:
+    if not hosting.may_act(pid_info.get("owner"), owner):
         raise ConfigError("another visitor started this lab job; only they can cancel it")
     pid = int(pid_info["pid"])
     for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)):
