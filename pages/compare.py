@@ -8,13 +8,14 @@ import yaml
 
 from rlhf_core import hosting, plots, runs
 from rlhf_core.config import ConfigError, RunConfig
-from rlhf_core.presets import list_presets
+from rlhf_core.presets import list_presets, list_sweeps
 from rlhf_core.store import LIVE_STATUSES, RunStore, StoreError, write_csv
 from ui import visitor
 from ui.common import fmt_duration, forget_run, guarded, run_data
 
 METRICS = ["reward", "kl", "objective", "entropy", "clip_fraction", "response_length", "approx_kl",
-           "policy_loss", "value_loss", "kl_coef", "clip_range", "step_time"]
+           "policy_loss", "value_loss", "preference_margin", "preference_accuracy", "kl_coef", "clip_range",
+           "step_time"]
 SWEEP_KNOBS = ["kl_coef", "clip_range", "learning_rate", "update_epochs", "temperature", "response_length",
                "generations_per_prompt", "seed"]
 
@@ -121,6 +122,42 @@ def parse_values(knob: str, text: str) -> list:
     return out
 
 
+def queue_sweep(configs: list[RunConfig], what: str) -> None:
+    """Preflight and queue every run of a sweep (on a hosted server: all of them, or none)."""
+    try:
+        runs.check_quota(visitor.tag(), len(configs))
+        for cfg in configs:
+            runs.preflight(cfg)
+        ids = []
+        for cfg in configs:
+            ids.append(runs.submit(cfg, owner=visitor.tag()))
+            time.sleep(0.01)  # distinct creation times keep the queue in order
+    except (ConfigError, runs.RunError, StoreError, OSError, ValueError) as e:
+        st.error(f"Cannot queue the sweep: {e}")
+        return
+    st.session_state["compare_selection"] = ids
+    st.success(f"Queued {len(ids)} runs ({what}); they start as slots free up "
+               f"(concurrency cap {runs.default_cap()}).")
+
+
+def ready_made_sweeps() -> None:
+    try:
+        sweeps = {s.name: s for s in list_sweeps()}
+    except ConfigError as e:
+        st.error(f"A ready-made sweep file is broken: {e}")
+        return
+    if not sweeps:
+        return
+    with st.expander("Ready-made sweeps", expanded=False):
+        name = st.selectbox("Sweep", list(sweeps), format_func=lambda n: sweeps[n].title, key="ready_sweep")
+        chosen = sweeps[name]
+        st.caption(chosen.description)
+        st.dataframe([{"run": i + 1, "algorithm": c.algorithm, "β": c.kl_coef, "learning rate": c.learning_rate,
+                       "steps": c.steps} for i, c in enumerate(chosen.configs)], hide_index=True)
+        if st.button("Queue these runs", key="ready_sweep_go", type="primary"):
+            queue_sweep(list(chosen.configs), chosen.title)
+
+
 def sweep_form() -> None:
     with st.expander("New sweep: one knob, several values", expanded=False):
         presets = {p.name: p for p in list_presets() if not p.needs_internet}
@@ -134,18 +171,10 @@ def sweep_form() -> None:
             try:
                 base = presets[base_name].config.with_overrides({"steps": int(steps)})
                 configs = [base.with_overrides({knob: v}) for v in parse_values(knob, text)]
-                runs.check_quota(visitor.tag(), len(configs))  # a hosted server takes all or none
-                ids = []
-                for cfg in configs:
-                    runs.preflight(cfg)
-                    ids.append(runs.submit(cfg, owner=visitor.tag()))
-                    time.sleep(0.01)  # distinct creation times keep the queue in order
-            except (ConfigError, runs.RunError, StoreError, OSError, ValueError) as e:
+            except ConfigError as e:
                 st.error(f"Cannot queue the sweep: {e}")
                 return
-            st.session_state["compare_selection"] = ids
-            st.success(f"Queued {len(ids)} runs ({knob} = {text}); they start as slots free up "
-                       f"(concurrency cap {runs.default_cap()}).")
+            queue_sweep(configs, f"{knob} = {text}")
 
 
 def live_section(selected_ids: list[str]) -> None:
@@ -163,6 +192,7 @@ def live_section(selected_ids: list[str]) -> None:
 def page() -> None:
     st.title("Runs & Compare")
     sweep_form()
+    ready_made_sweeps()
     try:
         all_runs = runs.list_runs()
     except (runs.RunError, OSError) as e:

@@ -52,19 +52,25 @@ def live_controls(run_id: str, info: runs.RunInfo) -> None:
     last = info.last or {}
     cfg = info.config or {}
     cur_kl = last.get("kl_coef", cfg.get("kl_coef", 0.05))
-    cur_clip = last.get("clip_range", cfg.get("clip_range", 0.2))
+    cur_clip = last.get("clip_range") or cfg.get("clip_range", 0.2)
+    dpo = cfg.get("algorithm") == "dpo"
     with st.container(border=True):
         st.markdown("**Live knobs** — applied at the next step")
         c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
         new_kl = c1.select_slider("β (kl_coef)", KL_CHOICES, value=min(KL_CHOICES, key=lambda v: abs(v - cur_kl)),
                                   key=f"live_kl_{run_id}")
-        new_clip = c2.select_slider("ε (clip_range)", CLIP_CHOICES,
-                                    value=min(CLIP_CHOICES, key=lambda v: abs(v - cur_clip)),
-                                    key=f"live_clip_{run_id}")
+        if dpo:  # DPOTrainer reads β at every step; it has no clip range
+            c2.caption("DPO reads β at every step, in its loss. It has no clip range.")
+            changes = {"kl_coef": new_kl}
+        else:
+            new_clip = c2.select_slider("ε (clip_range)", CLIP_CHOICES,
+                                        value=min(CLIP_CHOICES, key=lambda v: abs(v - cur_clip)),
+                                        key=f"live_clip_{run_id}")
+            changes = {"kl_coef": new_kl, "clip_range": new_clip}
         if c3.button("Apply", key=f"apply_{run_id}", type="primary"):
             try:
-                runs.set_knobs(run_id, owner=visitor.tag(), kl_coef=new_kl, clip_range=new_clip)
-                st.toast(f"β → {new_kl:g}, ε → {new_clip:g} at the next step")
+                runs.set_knobs(run_id, owner=visitor.tag(), **changes)
+                st.toast(", ".join(f"{plots.KNOB_SYMBOL[k]} → {v:g}" for k, v in changes.items()) + " at the next step")
             except (ValueError, OSError, StoreError) as e:
                 st.error(f"Could not apply: {e}")
         if c4.button("Stop", key=f"stop_{run_id}"):
@@ -153,10 +159,20 @@ def run_panel(run_id: str) -> None:
         st.session_state.pop(frozen_key, None)
     # drawn empty while the worker starts, so that the first step only adds data to a chart that
     # the browser has already built
-    st.vega_lite_chart(plots.live_spec(rows, events, f"Live charts of run {run_id}"), key=f"live_chart_{run_id}")
+    algorithm = (info.config or {}).get("algorithm")
+    st.vega_lite_chart(plots.live_spec(rows, events, f"Live charts of run {run_id}", algorithm=algorithm),
+                       key=f"live_chart_{run_id}")
     if not rows:
         st.caption("Waiting for the first step…")
     st.divider()
+    pairs = RunStore(runs.run_dir(run_id)).meta().get("dpo_pairs") if algorithm == "dpo" else None
+    if pairs:
+        with st.expander(f"The offline data: {pairs['count']} preference pairs, made once at the start "
+                         f"({pairs['source']})"):
+            st.html(plots.pairs_html(pairs["examples"]))
+            if pairs.get("ties_dropped"):
+                st.caption(f"{pairs['ties_dropped']} sampled pairs were dropped as ties: the reward scored "
+                           "both answers alike, so they say nothing about which is better.")
     samples_view(run_id)
     was_live = st.session_state.get(f"_was_live_{run_id}")
     now_live = info.status in LIVE_STATUSES or info.status == "queued"
@@ -188,8 +204,8 @@ def landing_view() -> None:
         st.query_params["run"] = recent.id
         st.rerun()
     data = run_data(recent.id)
-    st.vega_lite_chart(plots.live_spec(data.rows, data.events, f"Charts of the most recent run, {recent.id}"),
-                       key="landing_recent")
+    st.vega_lite_chart(plots.live_spec(data.rows, data.events, f"Charts of the most recent run, {recent.id}",
+                                       algorithm=cfg.get("algorithm")), key="landing_recent")
 
 
 @guarded
@@ -223,9 +239,14 @@ def page() -> None:
             return
         cfg = info.config or {}
         st.subheader(f"Run {run_id}")
-        st.caption(f"{cfg.get('algorithm', '?').upper()} · policy {cfg.get('policy')} · reward "
-                   f"{cfg.get('reward')} · β {cfg.get('kl_coef')} · ε {cfg.get('clip_range')} · "
-                   f"update epochs {cfg.get('update_epochs')}")
+        if cfg.get("algorithm") == "dpo":
+            st.caption(f"DPO (offline) · policy {cfg.get('policy')} · {cfg.get('pairs')} pairs from "
+                       f"{cfg.get('pair_source')} · reward {cfg.get('reward')} (of fresh samples every "
+                       f"{cfg.get('sample_every')} step(s)) · β {cfg.get('kl_coef')}")
+        else:
+            st.caption(f"{cfg.get('algorithm', '?').upper()} · policy {cfg.get('policy')} · reward "
+                       f"{cfg.get('reward')} · β {cfg.get('kl_coef')} · ε {cfg.get('clip_range')} · "
+                       f"update epochs {cfg.get('update_epochs')}")
         live = info.status in LIVE_STATUSES or info.status == "queued"
         if live:
             live_controls(run_id, info)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Algorithm = Literal["ppo", "grpo", "rloo"]
+Algorithm = Literal["ppo", "grpo", "rloo", "dpo"]
 
 
 PRESET_KEY = "preset"  # presets/*.yaml carry {title, description, needs_internet} under this key
@@ -39,13 +39,14 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     algorithm: Algorithm = Field("grpo", description="RL algorithm: grpo (group-relative, no value net), "
-                                 "rloo (leave-one-out baseline), ppo (clipped policy gradient with a learned value head).")
+                                 "rloo (leave-one-out baseline), ppo (clipped policy gradient with a learned value head), "
+                                 "dpo (offline: direct preference optimisation on pairs labelled once at the start).")
     policy: str = Field("imdb-tiny", description="Policy to train: an embedded name, a hub id or a local folder.")
     reward: str = Field("vader", description="Reward name, e.g. vader, learned-rm, gold-rm, length, keyword:<word>.")
     kl_coef: float = Field(0.05, ge=0, le=100, description="beta: weight of the KL penalty that keeps the policy near "
                            "the reference model. 0 = no leash (watch it reward-hack).")
     clip_range: float = Field(0.2, gt=0, le=100, description="epsilon: how far the probability ratio may move per "
-                              "update before PPO clips it. Only matters when update_epochs > 1.")
+                              "update before PPO clips it. Only matters when update_epochs > 1. DPO has none.")
     learning_rate: float = Field(3e-4, gt=0, le=1, description="Adam learning rate (tiny models like 1e-4 to 1e-3).")
     steps: int = Field(60, ge=1, le=100_000, description="Number of RL steps (rollouts).")
     prompts_per_step: int = Field(4, ge=1, le=4096, description="Distinct prompts sampled per step.")
@@ -55,10 +56,11 @@ class RunConfig(BaseModel):
     min_response_length: int = Field(0, ge=0, le=1024, description="Generate at least this many new tokens per "
                                      "completion (0 = a completion may end early at the end-of-text token). Set "
                                      "equal to response_length, every step generates the same number of tokens, "
-                                     "so step times compare like for like (the benchmarks do). GRPO and RLOO only.")
+                                     "so step times compare like for like (the benchmarks do). Not for PPO.")
     temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature.")
     update_epochs: int = Field(1, ge=1, le=64, description="Optimisation passes over each rollout (GRPO/RLOO "
-                               "num_iterations, PPO num_ppo_epochs). With 1 the importance ratio is 1 and clipping is inert.")
+                               "num_iterations, PPO num_ppo_epochs). With 1 the importance ratio is 1 and "
+                               "clipping is inert. DPO cycles through its pairs instead.")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto uses the GPU when one is present (bf16).")
     threads: int = Field(1, ge=0, le=256, description="torch CPU threads for the worker (0 = torch's default). "
@@ -71,6 +73,18 @@ class RunConfig(BaseModel):
     lora_alpha: float = Field(32.0, gt=0, le=4096, description="LoRA scaling numerator (the update is scaled "
                               "by lora_alpha / lora_rank); used only when lora_rank > 0.")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")
+    # DPO extras
+    pairs: int = Field(64, ge=2, le=100_000, description="DPO: preference pairs made once at the start; "
+                       "every step trains on prompts_per_step x generations_per_prompt of them.")
+    pair_source: Literal["policy", "reviews"] = Field("policy", description="DPO: where the pairs come from. "
+                                                      "policy: two completions per prompt sampled from the starting "
+                                                      "policy, the one the reward scores higher is chosen (ties are "
+                                                      "dropped). reviews: the ending of a positive IMDB review is "
+                                                      "chosen over the ending of a negative one (the reward is not "
+                                                      "consulted).")
+    sample_every: int = Field(1, ge=1, le=10_000, description="DPO: draw fresh samples (prompts_per_step x "
+                              "generations_per_prompt) every this many steps, for the reward and KL curves "
+                              "that DPO, which never samples to learn, does not produce itself.")
     # PPO extras
     gamma: float = Field(1.0, ge=0, le=1, description="PPO discount factor.")
     lam: float = Field(0.95, ge=0, le=1, description="PPO GAE lambda.")
@@ -98,6 +112,9 @@ class RunConfig(BaseModel):
         if self.min_response_length > self.response_length:
             raise ValueError(f"min_response_length ({self.min_response_length}) must not exceed response_length "
                              f"({self.response_length})")
+        if self.algorithm == "dpo" and self.pairs < self.prompts_per_step * self.generations_per_prompt:
+            raise ValueError(f"pairs ({self.pairs}) must be at least one step's batch, prompts_per_step x "
+                             f"generations_per_prompt = {self.prompts_per_step * self.generations_per_prompt}, for dpo")
         if self.min_response_length and self.algorithm == "ppo":
             raise ValueError("min_response_length is supported for grpo and rloo only, not ppo")
         return self

@@ -26,7 +26,18 @@ LIVE_PANELS = (
     ("clip_fraction", "Clip fraction"),
     ("response_length", "Response length (tokens)"),
 )
+# DPO never samples to learn, so clipping and entropy of rollouts mean nothing there: its own
+# curves (the loss and the implicit reward β·log π/π_ref of chosen over rejected answers) take their place
+DPO_LIVE_PANELS = LIVE_PANELS[:3] + (
+    ("policy_loss", "DPO loss (on the pairs)"),
+    ("preference_margin", "Implicit reward margin, chosen − rejected"),
+    ("preference_accuracy", "Preference accuracy (on the pairs)"),
+)
 KNOB_SYMBOL = {"kl_coef": "β", "clip_range": "ε"}
+
+
+def live_panels(algorithm: str | None) -> tuple[tuple[str, str], ...]:
+    return DPO_LIVE_PANELS if algorithm == "dpo" else LIVE_PANELS
 
 
 def _num(v):
@@ -55,7 +66,7 @@ def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def live_spec(rows: list[dict], events: list[dict] | None = None, description: str = "Live training charts",
-              max_points: int = LIVE_MAX_POINTS) -> dict:
+              max_points: int = LIVE_MAX_POINTS, algorithm: str | None = None) -> dict:
     """The Playground's six panels as one Vega-Lite spec: dashed markers where β or ε changed;
     hovering a panel marks the nearest step and shows its value; drag or scroll to pan and zoom.
 
@@ -65,8 +76,10 @@ def live_spec(rows: list[dict], events: list[dict] | None = None, description: s
     cores that costs the page about a third of what the same panels cost as one Plotly figure with
     subplots (`python -m rlhf_core bench --browser` measures it). Display it with
     `st.vega_lite_chart(spec)`, or in a notebook with `altair.Chart.from_dict(spec)`. The
-    `description` names what is shown (the browser tests read it to tell one run's chart from another's)."""
-    keys = [k for k, _ in LIVE_PANELS] + ["reward_std"]
+    `description` names what is shown (the browser tests read it to tell one run's chart from another's).
+    A DPO run (`algorithm="dpo"`) shows its loss, margin and accuracy in the second row."""
+    panels = live_panels(algorithm)
+    keys = [k for k, _ in panels] + ["reward_std"]
     table = []
     for r in downsample(rows, max_points):
         row = {"step": r["step"], **{k: _num(r.get(k)) for k in keys}}
@@ -75,17 +88,17 @@ def live_spec(rows: list[dict], events: list[dict] | None = None, description: s
         table.append(row)
     marks = [{"step": ev["step"], "label": f"{KNOB_SYMBOL.get(ev.get('name'), ev.get('name'))}→{ev.get('to'):g}"}
              for ev in events or [] if ev.get("kind") == "knob"]
-    return {**_live_layout(), "description": description, "datasets": {"rows": table, "events": marks}}
+    return {**_live_layout(panels), "description": description, "datasets": {"rows": table, "events": marks}}
 
 
 @functools.cache
-def _live_layout() -> dict:
+def _live_layout(panels_shown: tuple[tuple[str, str], ...] = LIVE_PANELS) -> dict:
     """The six panels' layout, built and validated by Altair once per process: building it takes
     Altair most of a second on a small CPU, far longer than a live refresh may take."""
     rows_data, events_data = alt.NamedData("rows"), alt.NamedData("events")
     x = alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1))
     panels = []
-    for key, title in LIVE_PANELS:
+    for key, title in panels_shown:
         base = alt.Chart(rows_data).encode(x=x)
         y = alt.Y(f"{key}:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=".4~g"))
         hover = alt.selection_point(name=f"hover_{key}", nearest=True, on="pointerover", clear="pointerout",
@@ -184,3 +197,34 @@ def samples_html(samples: list[dict]) -> str:
             f"<th style='{num}'>reward</th><th style='{num}'>KL</th></tr>")
     return ("<table class='samples' style='border-collapse:collapse;width:100%;font-size:0.9rem'>"
             f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def pairs_html(pairs: list[dict]) -> str:
+    """DPO's preference pairs: the prompt in bold, then the chosen and the rejected answer (with
+    their rewards where the reward labelled them). All text is HTML-escaped (it is model output)."""
+    cell = "padding:4px 8px;border-bottom:1px solid rgba(128,128,128,0.25);vertical-align:top;white-space:pre-wrap"
+
+    def answer(p: dict, which: str) -> str:
+        score = p.get(f"{which}_reward")
+        return html.escape(p[which]) + ("" if score is None else f" <i>({score:+.2f})</i>")
+
+    rows = [f"<tr><td style='{cell}'><b>{html.escape(p['prompt'])}</b></td><td style='{cell}'>{answer(p, 'chosen')}"
+            f"</td><td style='{cell}'>{answer(p, 'rejected')}</td></tr>" for p in pairs]
+    head = f"<tr><th style='{cell}'>prompt</th><th style='{cell}'>chosen</th><th style='{cell}'>rejected</th></tr>"
+    return ("<table class='pairs' style='border-collapse:collapse;width:100%;font-size:0.9rem'>"
+            f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def run_figure(run, max_points: int = LIVE_MAX_POINTS):
+    """The Playground's live panels for a run, as an Altair chart for a notebook: `run` is a
+    `rlhf_core.Run` handle or a run id. Redraw it with an IPython display handle to watch it live
+    (`Run.watch()` does)."""
+    from .api import Run
+
+    run = run if isinstance(run, Run) else Run(run)
+    info = run.info()
+    store_events = run.events().to_dict("records")
+    spec = live_spec(run.rows(), store_events, f"Charts of run {run.id}", max_points,
+                     algorithm=(info.config or {}).get("algorithm"))
+    title = f"{run.id}: {info.status}, step {info.steps_done}/{info.steps_total}"
+    return alt.Chart.from_dict({**spec, "title": {"text": title, "anchor": "start"}})

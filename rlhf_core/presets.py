@@ -49,4 +49,52 @@ def _load_all(folder: str, stamp: tuple) -> tuple[Preset, ...]:
     return tuple(presets)
 
 
-__all__ = ["Preset", "list_presets", "load_preset", "DEFAULT_PRESET", "ConfigError"]
+SWEEPS_DIR = os.path.join(PRESETS_DIR, "sweeps")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A ready-made comparison: several runs from one base preset, each with its own overrides
+    (presets/sweeps/*.yaml: title, description, base, runs)."""
+
+    name: str
+    title: str
+    description: str
+    configs: tuple[RunConfig, ...]
+    path: str
+
+
+def load_sweep(path: str, presets_folder: str = PRESETS_DIR) -> Sweep:
+    """A sweep file; every problem is a ConfigError naming the file and the field."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read sweep file ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
+        raise ConfigError(f"{path}: a sweep needs 'runs', a non-empty list of knob overrides")
+    known = {p.name: p for p in list_presets(presets_folder)}
+    base = data.get("base")
+    if base not in known:
+        raise ConfigError(f"{path}: base: no preset named {base!r} (known: {', '.join(known)})")
+    configs = []
+    for i, overrides in enumerate(data["runs"], 1):
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{path}: runs item {i} must be a mapping of knob: value")
+        try:
+            configs.append(known[base].config.with_overrides(overrides))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: runs item {i}: {e}") from None
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Sweep(name, str(data.get("title", name)), str(data.get("description", "")).strip(), tuple(configs), path)
+
+
+def list_sweeps(folder: str = SWEEPS_DIR) -> list[Sweep]:
+    names = sorted(f for f in os.listdir(folder) if f.endswith((".yaml", ".yml"))) if os.path.isdir(folder) else []
+    return [load_sweep(os.path.join(folder, name)) for name in names]
+
+
+__all__ = ["Preset", "Sweep", "list_presets", "load_preset", "list_sweeps", "load_sweep", "DEFAULT_PRESET",
+           "ConfigError"]

@@ -122,7 +122,8 @@ def apply_control(adapter, watcher: ControlWatcher, store: RunStore | None, next
         value = msg.get(name)
         if value is None:
             continue
-        problem = knob_problem(name, value)  # anyone can write the file: check it as the UI does
+        # anyone can write the file: check it as the UI does (a knob the algorithm lacks reads None)
+        problem = knob_problem(name, value) or (f"{name} is not a knob of this algorithm" if current is None else None)
         if problem:
             if store is not None:
                 store.add_event(next_step, "control_rejected", {"name": name, "value": str(value),
@@ -247,7 +248,7 @@ def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | No
 
         _quiet_libraries()
 
-        from .algorithms import grpo, ppo, rloo
+        from .algorithms import dpo, grpo, ppo, rloo
         from .algorithms.common import RolloutRecorder, resolve_device
 
         if cfg.threads:
@@ -264,9 +265,11 @@ def run_worker(run_dir: str, allow_code: bool = False, progress: ProgressFn | No
             adapter = ppo.build(cfg, policy, tok, recorder, prompts, policy.config._name_or_path, out_dir,
                                 device, [callback])
         else:
-            module = grpo if cfg.algorithm == "grpo" else rloo
+            module = {"grpo": grpo, "rloo": rloo, "dpo": dpo}[cfg.algorithm]
             adapter = module.build(cfg, policy, tok, recorder, prompts, out_dir, device, [callback])
         box["adapter"] = adapter
+        if store and getattr(adapter, "meta", None):  # e.g. DPO's preference pairs, made at the start
+            store.set_meta(**adapter.meta)
         _quiet_trainer(adapter.trainer)
         apply_control(adapter, watcher, store, 1)  # a stop or knob change sent while we were loading
         if store:
@@ -311,7 +314,7 @@ def preload() -> None:
     a cold start (torch, transformers, TRL's trainers, the default policy, reward and prompts)."""
     import torch  # noqa: F401
     import trl  # noqa: F401
-    from trl import GRPOTrainer, RLOOTrainer  # noqa: F401
+    from trl import DPOTrainer, GRPOTrainer, RLOOTrainer  # noqa: F401
     from trl.experimental.ppo import PPOTrainer  # noqa: F401
 
     from . import zoo

@@ -3,6 +3,8 @@ round trip of the current settings through the URL's query parameters (shareable
 
 from __future__ import annotations
 
+import typing
+
 import streamlit as st
 
 from rlhf_core import hosting, zoo
@@ -15,15 +17,19 @@ CLIP_CHOICES = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 10.0, 100.0]
 LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
 REWARD_CHOICES = ["vader", "learned-rm", "gold-rm", "length", "keyword:great", "hub:lvwerra/distilbert-imdb"]
 CUSTOM = "other…"
+ALGORITHMS = list(typing.get_args(RunConfig.model_fields["algorithm"].annotation))
+PAIR_SOURCES = list(typing.get_args(RunConfig.model_fields["pair_source"].annotation))
 # knobs shared through the URL; the rest stay at their preset values
 URL_KNOBS = ("algorithm", "policy", "reward", "kl_coef", "clip_range", "learning_rate", "steps",
              "prompts_per_step", "generations_per_prompt", "response_length", "temperature",
-             "update_epochs", "seed")
+             "update_epochs", "seed", "pairs", "pair_source", "sample_every")
 
 HELP = {
     "algorithm": "GRPO compares each completion with the others for the same prompt (no value network). "
                  "RLOO does the same with a leave-one-out baseline. PPO learns a value head and gives "
-                 "per-token advantages (GAE).",
+                 "per-token advantages (GAE). DPO is offline: it learns from preference pairs labelled once "
+                 "at the start and never samples to learn (its reward and KL come from fresh samples drawn "
+                 "only to watch it).",
     "policy": "The language model being trained. imdb-tiny is embedded and fast; smollm2-135m is a real "
               "small LLM that writes fluent English but takes seconds a step; hub ids need internet.",
     "reward": "What the policy is paid for. VADER scores sentiment; the reward models are learned "
@@ -44,6 +50,11 @@ HELP = {
                      "but make it staler, which is what clipping guards against.",
     "steps": "Number of RL steps: each samples a fresh batch and updates the policy.",
     "seed": "Random seed; the same seed and knobs reproduce a run.",
+    "pairs": "DPO's offline data: how many preference pairs are made once, at the start.",
+    "pair_source": "policy: two samples per prompt from the starting policy, the reward's favourite is "
+                   "'chosen'. reviews: a positive review's ending is chosen over a negative one's (IMDB's "
+                   "star ratings label them; the reward only scores the fresh samples).",
+    "sample_every": "DPO draws fresh samples every this many steps, only to draw the reward and KL curves.",
 }
 
 
@@ -178,8 +189,9 @@ def knob_panel() -> dict:
     """Draw the knobs (the essential ones open, the rest folded); return their values as a dict
     (not yet validated)."""
     named = _named_policies()
-    st.radio("Algorithm", ["grpo", "rloo", "ppo"], key=_state_key("algorithm"), horizontal=True,
+    st.radio("Algorithm", ALGORITHMS, key=_state_key("algorithm"), horizontal=True,
              format_func=str.upper, help=HELP["algorithm"])
+    dpo = st.session_state[_state_key("algorithm")] == "dpo"
     free_text = not hosting.hosted()  # a hosted server offers no free-text ids, folders or code
     policy_choice = st.selectbox("Policy", list(named) + ([CUSTOM] if free_text else []), key="knob_policy_choice",
                                  format_func=lambda name: _policy_label(name, named), help=HELP["policy"])
@@ -198,8 +210,11 @@ def knob_panel() -> dict:
         st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))
 
     st.select_slider("kl_coef (β)", KL_CHOICES, key=_state_key("kl_coef"), help=HELP["kl_coef"])
-    with st.expander("More knobs: ε, learning rate, batch, length, steps, seed"):
-        st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), help=HELP["clip_range"])
+    with st.expander("More knobs: ε, learning rate, batch, length, steps, seed; DPO's pairs"):
+        # every widget is drawn for every algorithm (disabled where it does not apply): a widget left
+        # out of a rerun loses its value in Streamlit
+        st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), disabled=dpo,
+                         help=HELP["clip_range"] + (" DPO has no clip range." if dpo else ""))
         st.select_slider("learning_rate", LR_CHOICES, key=_state_key("learning_rate"),
                          format_func=lambda v: f"{v:g}", help=HELP["learning_rate"])
         c1, c2 = st.columns(2)
@@ -212,6 +227,12 @@ def knob_panel() -> dict:
         c1, c2 = st.columns(2)
         c1.number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
         c2.number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
+        c1, c2, c3 = st.columns(3)
+        c1.number_input("DPO pairs", 2, 100_000, key=_state_key("pairs"), disabled=not dpo, help=HELP["pairs"])
+        c2.selectbox("DPO pair source", PAIR_SOURCES, key=_state_key("pair_source"), disabled=not dpo,
+                     help=HELP["pair_source"])
+        c3.number_input("DPO samples every", 1, 10_000, key=_state_key("sample_every"), disabled=not dpo,
+                        help=HELP["sample_every"])
 
     values = {name: st.session_state[_state_key(name)] for name in URL_KNOBS if name not in ("policy", "reward")}
     values.update(policy=policy, reward=reward)

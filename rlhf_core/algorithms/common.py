@@ -230,7 +230,7 @@ def unified_metrics(roll: Rollout, raw: dict[str, float], key_map: dict[str, str
     kl = mean(roll.kls)
     out = {
         "reward": reward,
-        "reward_std": statistics.pstdev(roll.rewards) if len(roll.rewards) > 1 else 0.0,
+        "reward_std": statistics.pstdev(roll.rewards) if len(roll.rewards) > 1 else (0.0 if roll.rewards else None),
         "kl": kl,
         "objective": None if reward is None or kl is None else reward - kl_coef * kl,
         "response_length": mean(roll.lengths),
@@ -238,7 +238,8 @@ def unified_metrics(roll: Rollout, raw: dict[str, float], key_map: dict[str, str
         "clip_range": clip_range,
         "step_time": step_time,
     }
-    for unified in ("entropy", "clip_fraction", "approx_kl", "policy_loss", "value_loss"):
+    for unified in ("entropy", "clip_fraction", "approx_kl", "policy_loss", "value_loss",
+                    "preference_margin", "preference_accuracy"):
         src = key_map.get(unified)
         out[unified] = raw.get(src) if src else None
     out.update({f"trl/{k}": v for k, v in raw.items()})

@@ -79,9 +79,11 @@ def settings(name: str) -> list[dict]:
     return field_specs(module(name).Config)
 
 
-def run(name: str, overrides: dict[str, Any] | None = None, quick: bool = False, progress=None) -> dict:
+def run(name: str, overrides: dict[str, Any] | None = None, quick: bool = False, progress=None,
+        **settings) -> dict:
+    """One seed's raw result. Settings come as a dict or as keywords: run("rm_curve", seed=2)."""
     mod = module(name)
-    return mod.run(config(name, overrides, quick), progress)
+    return mod.run(config(name, {**(overrides or {}), **settings}, quick), progress)
 
 
 def shape_problems(name: str, result: dict) -> list[str]:
@@ -110,11 +112,13 @@ def seed_list(cfg, n: int) -> list[int]:
 
 
 def run_seeds(name: str, overrides: dict[str, Any] | None = None, seeds: int = 1, quick: bool = False,
-              progress=None) -> dict:
+              progress=None, **settings) -> dict:
     """Run the lab on `seeds` seeds, split over the lab's worker processes (each replicate then
-    runs its own pieces in one process), and judge them together."""
+    runs its own pieces in one process), and judge them together. Settings come as a dict or as
+    keywords."""
     import time
 
+    overrides = {**(overrides or {}), **settings}
     cfg = config(name, overrides, quick)
     if seeds == 1:
         result = module(name).run(cfg, progress)
