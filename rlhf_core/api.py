@@ -106,19 +106,21 @@ class Run:
 
         return run_figure(self)
 
-    def watch(self, every: float = 1.0, timeout: float | None = None) -> str:
-        """Redraw this run's charts in the notebook every `every` seconds until it ends (an
-        IPython display handle; no widget extension needed). Returns the final status."""
+    def watch(self, every: float = 1.0, timeout: float | None = None, until_step: int | None = None) -> str:
+        """Redraw this run's charts in the notebook every `every` seconds until it ends, or until
+        it has stored `until_step` steps (to change a knob there). An IPython display handle; no
+        widget extension needed. Returns the status it stopped watching at."""
         from IPython.display import display
 
         handle = display(self.figure(), display_id=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             _runs.schedule(self.root)
-            status = self.status
+            info = self.info()
             handle.update(self.figure())
-            if status in FINAL_STATUSES:
-                return status
+            if info.status in FINAL_STATUSES or (until_step is not None and info.steps_done >= until_step):
+                return info.status
+            status = info.status
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {self.id} is still {status} after {timeout} s")
             time.sleep(every)
