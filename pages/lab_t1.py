@@ -61,10 +61,56 @@ def draw(result: dict) -> None:
             col.caption(f"*{s['prompt']}*{s['completion']}  [{s['gold']:+.2f}]")
 
 
+OO_CLAIM = """
+**Offline vs online, on the same preferences.** The "online" in online inverse RL is the point: a
+reward model learnt from the preference pairs can score *any* answer, so RL keeps sampling its own
+answers and is judged on each. DPO learns from the same pairs directly and never samples: it only
+ever sees the answers in the pairs. SFT on the preferred answers does not even see the rejected ones.
+This lab gives all three the same budget of gold-labelled pairs and reads the gold judge where each
+has moved equally far (KL) from the starting policy. Published results disagree: Rafailov et al.
+2023 found DPO ahead of PPO on this very task (IMDB sentiment, GPT-2); Xu et al. 2024 ("Is DPO
+superior to PPO for LLM alignment?") and Tang et al. 2024 (compared at equal KL) found online RL
+ahead.
+"""
+OO_FORMULA = r"	ext{DPO: }-\log\sigma\Big(eta\log	frac{\pi(y_w|x)}{\pi_{	ext{ref}}(y_w|x)}-eta\log	frac{\pi(y_l|x)}{\pi_{	ext{ref}}(y_l|x)}\Big)\qquad	ext{RLHF: }\max_\pi\ \mathbb E_{y\sim\pi}[r_\phi(x,y)]-eta\,\mathrm{KL}(\pi\,\|\,\pi_{	ext{ref}})"
+OO_LOOK_FOR = """The left chart draws each method's path: gold reward against KL from the start, one point
+per evaluation. A path above another at the same KL buys more gold reward for the same distance.
+The verdict reads the paths at the largest KL both compared methods reach (per prompt, linear
+between evaluations) and asks for the paired gain over the held-out prompts to be above 0 with 95 %
+confidence: online RLHF above DPO, and DPO above SFT. Watch DPO's path: with few pairs it often
+peaks early and turns back as it fits the pairs ever harder, while the online run keeps finding new
+answers the reward model likes (and, pushed far, answers it only *seems* to like: see T3)."""
+OO_DIFFERS = """The labeller is the gold reward model, not people, and the same judge scores the result (Gao
+et al.'s synthetic setup); the reward model that guides RL learnt only from the pairs. The pairs are
+two answers of the tiny starting policy to a review opening, so both are often poor and the gold
+gap between them is small. Published comparisons start from an SFT model and tune each method far
+longer; here each gets the same number of steps of 16 and its own learning rate."""
+
+
+def draw_offline_online(result: dict) -> None:
+    f1, f2 = figures.offline_online(result)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(f1, width="stretch")
+    c2.plotly_chart(f2, width="stretch")
+    rm = result["reward_model"]
+    st.caption(f"{result['pairs']['count']} gold-labelled pairs (mean gold gap {result['pairs']['mean_gold_gap']:.2f}); "
+               f"the reward model learnt from them agrees with the gold judge on {rm['held_out_pair_accuracy']:.0%} "
+               f"of {rm['held_out_pairs']} held-out pairs.")
+    cols = st.columns(3)
+    for col, (method, path) in zip(cols, result["paths"].items()):
+        last = path[-1]
+        col.markdown(f"**{method}**, step {last['step']}: gold {last['gold']:+.2f}, KL {last['kl']:.1f}")
+        col.caption(f"*{last['sample']['prompt']}*{last['sample']['completion']}  [{last['sample']['gold']:+.2f}]")
+
+
 @guarded
 def main() -> None:
     st.title("Lab T1 · The RLHF pipeline is online inverse RL")
     lab_section("pipeline", claim=CLAIM, formula=FORMULA, look_for=LOOK_FOR, differs=DIFFERS, draw=draw)
+    st.divider()
+    st.header("Offline vs online: DPO, reward model + RL, and SFT on the same pairs")
+    lab_section("offline_online", claim=OO_CLAIM, formula=OO_FORMULA, look_for=OO_LOOK_FOR, differs=OO_DIFFERS,
+                draw=draw_offline_online)
 
 
 main()

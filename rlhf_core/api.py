@@ -73,6 +73,11 @@ class Run:
         found = store.samples(step) if step is not None or store.sample_steps() else []
         return pd.DataFrame([{k: s.get(k) for k in columns} for s in found], columns=columns)
 
+    def meta(self) -> dict:
+        """What the worker recorded about the run: its config, pid, timings and, for DPO, a summary
+        of its preference pairs with a few examples (`meta()["dpo_pairs"]`)."""
+        return RunStore(self.dir).meta()
+
     def events(self):
         """Live knob changes and rejected control messages, with the step they took effect at."""
         import pandas as pd

@@ -138,12 +138,15 @@ class DPOAdapter:
     rollout_steps = 1
 
     def __init__(self, cfg: RunConfig, policy, tok, recorder: RolloutRecorder, prompts: list[str],
-                 output_dir: str, device: str, callbacks):
+                 output_dir: str, device: str, callbacks, pairs: list[dict] | None = None):
         from trl import DPOConfig, DPOTrainer
 
         self.cfg = cfg
-        pairs, self.meta = make_pairs(cfg, policy, tok, recorder.reward, prompts)
-        self.meta = {"dpo_pairs": self.meta}
+        if pairs is None:  # a run makes its own; a lab hands in pairs it labelled itself
+            pairs, summary = make_pairs(cfg, policy, tok, recorder.reward, prompts)
+            self.meta = {"dpo_pairs": summary}
+        else:
+            self.meta = {}
         args = DPOConfig(
             **trl_common_kwargs(cfg, output_dir, device),
             max_steps=cfg.steps,
@@ -180,5 +183,5 @@ class DPOAdapter:
         return float(self.trainer.beta), None
 
 
-def build(cfg, policy, tok, recorder, prompts, output_dir, device, callbacks) -> DPOAdapter:
-    return DPOAdapter(cfg, policy, tok, recorder, prompts, output_dir, device, callbacks)
+def build(cfg, policy, tok, recorder, prompts, output_dir, device, callbacks, pairs=None) -> DPOAdapter:
+    return DPOAdapter(cfg, policy, tok, recorder, prompts, output_dir, device, callbacks, pairs)

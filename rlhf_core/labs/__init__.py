@@ -41,6 +41,7 @@ class LabInfo:
 
 LABS = {
     "pipeline": LabInfo("pipeline", "T1", "demos -> SFT -> reward model -> online RL"),
+    "offline_online": LabInfo("offline_online", "T1", "offline DPO vs online RLHF vs SFT on the same preference pairs"),
     "rm_curve": LabInfo("rm_curve", "T3", "reward-model accuracy vs number of preference labels"),
     "overoptimization": LabInfo("overoptimization", "T3", "proxy vs gold reward as RL moves away (Gao et al.)"),
     "best_of_n": LabInfo("best_of_n", "T3", "best-of-n sampling against a proxy reward"),

@@ -13,7 +13,7 @@ from rlhf_core.labs.support.common import write_json_atomic
 from ..conftest import ROOT
 
 PAGES = {
-    "pages/lab_t1.py": ["pipeline"],
+    "pages/lab_t1.py": ["pipeline", "offline_online"],
     "pages/lab_t2.py": ["compounding_error"],
     "pages/lab_t3.py": ["rm_curve", "overoptimization", "best_of_n", "prompt_oirl"],
     "pages/lab_t4.py": ["action_space", "credit"],

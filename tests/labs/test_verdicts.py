@@ -24,6 +24,7 @@ EXPECTED = {
     "action_space": "reproduced",
     "credit": "illustration",
     "stability": "not reproduced",  # 4-epoch PPO ties clipped PPO (test_stability.py says which checks)
+    "offline_online": None,  # either: which of offline and online wins is the finding, tested below both ways
 }
 
 
@@ -109,7 +110,28 @@ def _sparse_constant_gap(r):
     r["sparse_steps"] = [None if d is None else d + gap for d in r["dense_steps"]]
 
 
+def _path_copied(better: str, worse: str):
+    """Remove the effect: the better method's reward-KL path becomes the worse one's (every
+    prompt's noise kept), so at matched KL there is no gain to find."""
+    def mutate(r):
+        r["paths"][better] = copy.deepcopy(r["paths"][worse])
+    return mutate
+
+
+def _path_lifted(better: str, worse: str):
+    """Add the effect: the better method's path is the worse one's, one gold point higher on every
+    prompt after the start."""
+    def plant(r):
+        path = copy.deepcopy(r["paths"][worse])
+        for point in path[1:]:
+            point["gold_per_prompt"] = [g + 1.0 for g in point["gold_per_prompt"]]
+        r["paths"][better] = path
+    return plant
+
+
 MUTATIONS = [
+    ("offline_online", "online_beats_dpo", _path_copied("rlhf", "dpo")),
+    ("offline_online", "dpo_beats_sft", _path_copied("dpo", "sft")),
     ("pipeline", "sft_beats_base", _unresolved_gain("sft", "base")),
     ("pipeline", "rlhf_beats_sft", _unresolved_gain("rlhf", "sft")),
     ("compounding_error", "bc_makes_more_mistakes", _bc_as_online),
@@ -140,7 +162,8 @@ def test_every_check_has_a_mutation_test():
 # checks whose effect the quick runs may not show on any seed: each also has a test that adds the
 # effect to the lab's own output and sees the check pass (below)
 EFFECT_ADDED_TESTS = {("overoptimization", "gold_peaks_and_falls"), ("overoptimization", "fewer_labels_peak_earlier"),
-                      ("best_of_n", "gold_bends_over")}
+                      ("best_of_n", "gold_bends_over"), ("offline_online", "online_beats_dpo"),
+                      ("offline_online", "dpo_beats_sft")}
 
 
 def _fails(name, check, result) -> bool:
@@ -214,6 +237,19 @@ def test_overoptimization_checks_pass_with_the_effect_and_fail_without(quick_see
         _plant_an_early_peak(swapped)
         _swap_label_budgets(swapped)
         assert _fails("overoptimization", "fewer_labels_peak_earlier", swapped)
+
+
+def test_offline_online_checks_pass_with_the_effect_and_fail_without(quick_seeds):
+    """On the lab's own paths: a method lifted one gold point above the other at every KL passes
+    its check; the same path under both names fails it, whichever way the seed came out."""
+    for result in labs.per_seed_results(quick_seeds("offline_online")):
+        for check, better, worse in (("online_beats_dpo", "rlhf", "dpo"), ("dpo_beats_sft", "dpo", "sft")):
+            planted = copy.deepcopy(result)
+            _path_lifted(better, worse)(planted)
+            assert not _fails("offline_online", check, planted), labs.shape_problems("offline_online", planted)
+            removed = copy.deepcopy(result)
+            _path_copied(better, worse)(removed)
+            assert _fails("offline_online", check, removed)
 
 
 # ---- the three states ----------------------------------------------------------------------------

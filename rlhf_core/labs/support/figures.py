@@ -333,3 +333,32 @@ def credit(result: dict, sample: int = 0) -> list[go.Figure]:
     detail.update_xaxes(tickmode="array", tickvals=x, ticktext=s["tokens"], tickangle=-45)
     _layout(detail, f"One completion in detail (score {s['score']:+.2f})", "token", "reward units")
     return [ppo, grpo, rloo, detail]
+
+
+def offline_online(result: dict) -> list[go.Figure]:
+    """Gold reward against KL from the start along each method's training (one point per
+    evaluation), and the paired gains at matched KL with their 95 % intervals."""
+    from ..offline_online import LABELS, matched
+
+    colors = {"dpo": COLORS["b"], "rlhf": COLORS["a"], "sft": COLORS["c"]}
+    f1 = go.Figure()
+    for method, path in result["paths"].items():
+        f1.add_scatter(x=[p["kl"] for p in path], y=[p["gold"] for p in path], name=LABELS[method],
+                       text=[f"step {p['step']}" for p in path], line_color=colors[method], **MEASURED)
+    _layout(f1, "Gold reward vs KL from the start, along training", "KL(π ‖ start) (nats)", "gold reward")
+    f2 = go.Figure()
+    names, means, lows, highs = [], [], [], []
+    for better, worse in (("rlhf", "dpo"), ("dpo", "sft"), ("rlhf", "sft")):
+        try:
+            g = matched(result, better, worse)
+        except ValueError:
+            continue
+        names.append(f"{better} − {worse}<br>at KL {g['kl']:.1f}")
+        means.append(g["mean"])
+        lows.append(g["mean"] - g["low"])
+        highs.append(g["high"] - g["mean"])
+    f2.add_bar(x=names, y=means, marker_color=COLORS["d"], name="paired gold gain",
+               error_y=dict(type="data", symmetric=False, array=highs, arrayminus=lows))
+    f2.add_hline(y=0, line_color="#999")
+    _layout(f2, "Gold gain at matched KL (95 % interval over held-out prompts)", "comparison", "gold gain")
+    return [f1, f2]
