@@ -250,13 +250,13 @@ CHECKS = [
           "Xu et al. 2024 (arXiv 2404.10719), Tables 1-4; Tang et al. 2024 (arXiv 2405.08448), Fig. 1 at equal KL. "
           "Contested: Rafailov et al. 2023, Fig. 2, found DPO's frontier above PPO's on IMDB",
           "The reward model learnt from the same few pairs may be too poor to guide RL, or DPO may use the pairs "
-          "better (Rafailov et al.); test: the RLHF path's per-prompt gold swapped with DPO's.",
+          "better (Rafailov et al.); test: the RLHF path replaced by DPO's, every prompt's noise kept.",
           _beats("rlhf", "dpo")),
     Check("dpo_beats_sft", "Learning from both answers of each pair (DPO) scores above imitating the preferred "
           "answers alone (SFT) on the gold judge at matched KL.",
           "Rafailov et al. 2023 (DPO), Fig. 2: DPO above Preferred-FT on IMDB sentiment",
           "The chosen answers may carry the preference as well as the pairs do; test: DPO's path replaced by "
-          "SFT's.",
+          "SFT's, every prompt's noise kept.",
           _beats("dpo", "sft")),
 ]
 
