@@ -25,7 +25,7 @@ def runs_table(all_runs: list[runs.RunInfo]) -> None:
     for r in all_runs:
         cfg = r.config or {}
         rows.append({"run": r.id, "status": r.status, "algorithm": cfg.get("algorithm"),
-                     "β": cfg.get("kl_coef"), "ε": cfg.get("clip_range"),
+                     "β": cfg.get("kl_coef"), "ε": None if cfg.get("algorithm") == "dpo" else cfg.get("clip_range"),
                      "steps": f"{r.steps_done}/{r.steps_total}",
                      "final reward": r.last.get("reward"), "KL": r.last.get("kl"),
                      "duration": fmt_duration(r.duration), "error": r.error or "",

@@ -95,15 +95,20 @@ class Run:
     def wait(self, timeout: float | None = None, poll: float = 0.5) -> str:
         """Block until the run has ended (finished, stopped, failed, diverged or crashed); return
         that status. A TimeoutError after `timeout` seconds leaves the run going."""
+        return self._poll(lambda info: False, poll, timeout)
+
+    def _poll(self, done, every: float, timeout: float | None, on_tick=None) -> str:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             _runs.schedule(self.root)  # a queued run starts when a slot frees up, even with no app open
-            status = self.status
-            if status in FINAL_STATUSES:
-                return status
+            info = self.info()
+            if on_tick is not None:
+                on_tick()
+            if info.status in FINAL_STATUSES or done(info):
+                return info.status
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {self.id} is still {status} after {timeout} s")
-            time.sleep(poll)
+                raise TimeoutError(f"run {self.id} is still {info.status} after {timeout} s")
+            time.sleep(every)
 
     def figure(self):
         """The Playground's live panels for this run, as an Altair chart."""
@@ -118,17 +123,8 @@ class Run:
         from IPython.display import display
 
         handle = display(self.figure(), display_id=True)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            _runs.schedule(self.root)
-            info = self.info()
-            handle.update(self.figure())
-            if info.status in FINAL_STATUSES or (until_step is not None and info.steps_done >= until_step):
-                return info.status
-            status = info.status
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {self.id} is still {status} after {timeout} s")
-            time.sleep(every)
+        return self._poll(lambda info: until_step is not None and info.steps_done >= until_step, every, timeout,
+                          on_tick=lambda: handle.update(self.figure()))
 
 
 def _resolve_config(config: Any, overrides: dict[str, Any]) -> RunConfig:

@@ -47,6 +47,7 @@ class HostSettings(BaseModel):
     allow_policies: tuple[str, ...] = ()
     allow_rewards: tuple[str, ...] = ()
     max_steps: int = Field(300, ge=1)
+    max_pairs: int = Field(1024, ge=2)  # DPO labels its pairs before its first step: cap that wait too
     keep_hours: float | None = Field(None, gt=0)
     max_disk_mb: float | None = Field(None, gt=0)
     lab_jobs: int = Field(1, ge=1, le=64)
@@ -150,3 +151,5 @@ def check_run_inputs(cfg, host: HostSettings | None = None) -> None:
                           f"{', '.join(host.allow_rewards) or 'empty'})")
     if cfg.steps > host.max_steps:
         raise ConfigError(f"steps: {cfg.steps} is more than this server allows per run ({host.max_steps})")
+    if cfg.algorithm == "dpo" and cfg.pairs > host.max_pairs:
+        raise ConfigError(f"pairs: {cfg.pairs} is more than this server allows per run ({host.max_pairs})")

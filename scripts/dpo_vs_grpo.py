@@ -54,7 +54,7 @@ def block(record: dict) -> str:
     m, g = record["machine"], record["git"]
     dirty = " (with uncommitted changes)" if g["uncommitted_changes"] else ""
     lines += ["", f"GRPO ended with the higher reward on {s['grpo_higher_reward']} of {s['n']} seeds, and with the "
-              f"higher reward per nat of KL on {s['grpo_higher_reward_per_kl']} of {s['n']}. Measured by "
+              f"higher reward gain per nat of KL (last 10 steps minus first 5, over the last 10 steps' KL) on {s['grpo_higher_reward_per_kl']} of {s['n']}. Measured by "
               f"`{record['command']}` at commit `{g['commit'][:7]}`{dirty} on {m['cores']} cores, no GPU."]
     return "\n".join(lines)
 
@@ -62,7 +62,12 @@ def block(record: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--docs-only", action="store_true", help="rewrite the README block from the JSON")
     a = p.parse_args(argv)
+    if a.docs_only:
+        with open(OUT) as f:
+            write_readme(json.load(f))
+        return 0
     record = {"command": f"python scripts/dpo_vs_grpo.py --seeds {a.seeds}", "git": git_state(
         ("docs/dpo-vs-grpo.json", "README.md")), "machine": machine(), "seeds": []}
     with tempfile.TemporaryDirectory() as scratch:
@@ -85,6 +90,11 @@ def main(argv=None) -> int:
     }
     with open(OUT, "w") as f:
         json.dump(record, f, indent=1)
+    write_readme(record)
+    return 0
+
+
+def write_readme(record: dict) -> None:
     with open(README) as f:
         text = f.read()
     if START not in text or END not in text:
@@ -92,7 +102,6 @@ def main(argv=None) -> int:
     head, rest = text.split(START, 1)
     with open(README, "w") as f:
         f.write(head + START + "\n" + block(record) + "\n" + END + rest.split(END, 1)[1])
-    return 0
 
 
 if __name__ == "__main__":

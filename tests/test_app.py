@@ -202,3 +202,45 @@ def test_about_page(app):
     app.switch_page("pages/about.py").run()
     no_exceptions(app)
     assert any("2310.06147" in m.value for m in app.markdown)
+
+
+def test_dpo_in_the_playground(app):
+    """DPO's knobs open and ε closes; a DPO run shows its loss, margin and accuracy panels, its
+    offline pairs and a β-only live control."""
+    app.run()
+    app.radio(key="knob_algorithm").set_value("dpo").run()
+    no_exceptions(app)
+    assert app.select_slider(key="knob_clip_range").disabled
+    assert not app.number_input(key="knob_pairs").disabled
+    app.number_input(key="knob_steps").set_value(40).run()
+    app.number_input(key="knob_pairs").set_value(16).run()
+    app.button(key="start").click().run()
+    no_exceptions(app)
+    run_id = app.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    path = runs.run_dir(run_id)
+    wait_for(lambda: RunStore(path).count_steps() >= 2)
+    app.run()
+    no_exceptions(app)
+    spec = str(app.get("vega_lite_chart")[0].proto.spec)
+    assert "preference_margin" in spec and "clip_fraction" not in spec
+    assert any("DPO reads β at every step" in c.value for c in app.caption)
+    assert not [s for s in app.select_slider if s.key == f"live_clip_{run_id}"]
+    assert any("preference pairs, made once at the start" in e.label for e in app.expander)
+    runs.stop(run_id, wait=10)
+
+
+def test_ready_made_sweep_queues_dpo_and_grpo(app, monkeypatch):
+    monkeypatch.setenv("RLHF_EXPLORER_MAX_RUNS", "1")
+    app.switch_page("pages/compare.py").run()
+    app.selectbox(key="ready_sweep").set_value("dpo-vs-grpo").run()
+    app.button(key="ready_sweep_go").click().run()
+    no_exceptions(app)
+    listed = runs.list_runs()
+    try:
+        assert sorted(r.config["algorithm"] for r in listed) == ["dpo", "grpo"]
+        assert {r.config["kl_coef"] for r in listed} == {0.1}
+        assert "queued" in {r.status for r in listed}  # cap 1: one waits
+    finally:
+        for r in listed:
+            runs.stop(r.id, wait=10)

@@ -72,7 +72,7 @@ def test_hosted_mode_offers_only_the_zoo_and_the_allow_list(monkeypatch):
     monkeypatch.setenv("RLHF_EXPLORER_ALLOW_REWARDS", "hub:lvwerra/distilbert-imdb")
     monkeypatch.setenv("RLHF_EXPLORER_MAX_STEPS", "100")
     ok = [{"policy": "imdb-tiny"}, {"policy": "gpt2"}, {"reward": "hub:lvwerra/distilbert-imdb:POSITIVE"},
-          {"reward": "keyword:great"}, {"steps": 100}]
+          {"reward": "keyword:great"}, {"steps": 100}, {"algorithm": "dpo", "pairs": 1024}]
     for values in ok:
         hosting.check_run_inputs(RunConfig.parse(values))
     refused = [({"policy": "lvwerra/gpt2-imdb"}, "policy: 'lvwerra/gpt2-imdb' is not offered"),
@@ -80,7 +80,8 @@ def test_hosted_mode_offers_only_the_zoo_and_the_allow_list(monkeypatch):
                ({"reward": "hub:some/huge-model"}, "reward: 'hub:some/huge-model' is not offered"),
                ({"reward": "hub:gpt2"}, "reward: 'hub:gpt2' is not offered"),
                ({"reward": "file:rewards/example.py:exclamations"}, "off on a hosted server"),
-               ({"steps": 101}, "steps: 101 is more than this server allows per run")]
+               ({"steps": 101}, "steps: 101 is more than this server allows per run"),
+               ({"algorithm": "dpo", "pairs": 1025}, "pairs: 1025 is more than this server allows per run")]
     for values, needle in refused:
         with pytest.raises(ConfigError, match=needle):
             runs.preflight(RunConfig.parse(values))
