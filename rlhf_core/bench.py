@@ -81,6 +81,15 @@ def machine() -> dict:
             "load_avg": os.getloadavg()[0]}
 
 
+def fill_between(text: str, start: str, end: str, body: str, source: str = "README.md") -> str:
+    """`text` with what lies between the markers `start` and `end` replaced by `body`: how the
+    scripts write the README's generated blocks. Missing markers stop the script, naming them."""
+    if start not in text or end not in text:
+        raise SystemExit(f"{source} has no markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+
+
 def git_state(outputs: tuple[str, ...] = ()) -> dict:
     """The commit a figure was measured at, and whether the tree had uncommitted changes then
     (other than `outputs`, the files the measuring script itself writes)."""

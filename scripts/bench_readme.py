@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from rlhf_core.bench import TARGETS  # noqa: E402
+from rlhf_core.bench import TARGETS, fill_between  # noqa: E402
 
 LABELS = {
     "speedup_vs_trl_defaults": ("step time, TRL's default GRPO config / ours (same lr, 24-token completions)", "{:.2f}×"),
@@ -82,10 +81,7 @@ def classroom_table(record: dict) -> str:
 
 
 def _fill(text: str, marker: str, body: str) -> str:
-    block = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
-    if not block.search(text):
-        raise SystemExit(f"README.md has no {marker} markers")
-    return block.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    return fill_between(text, f"<!-- {marker}:start -->", f"<!-- {marker}:end -->", body)
 
 
 def main() -> int:

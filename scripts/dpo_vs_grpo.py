@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import rlhf_core  # noqa: E402
-from rlhf_core.bench import git_state, machine  # noqa: E402
+from rlhf_core.bench import fill_between, git_state, machine  # noqa: E402
 
 OUT = os.path.join(ROOT, "docs", "dpo-vs-grpo.json")
 README = os.path.join(ROOT, "README.md")
@@ -97,11 +97,8 @@ def main(argv=None) -> int:
 def write_readme(record: dict) -> None:
     with open(README) as f:
         text = f.read()
-    if START not in text or END not in text:
-        raise SystemExit(f"README.md has no markers {START} ... {END}")
-    head, rest = text.split(START, 1)
     with open(README, "w") as f:
-        f.write(head + START + "\n" + block(record) + "\n" + END + rest.split(END, 1)[1])
+        f.write(fill_between(text, START, END, block(record)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from rlhf_core import labs  # noqa: E402
-from rlhf_core.bench import git_state, machine  # noqa: E402
+from rlhf_core.bench import fill_between, git_state, machine  # noqa: E402
 
 EVIDENCE = os.path.join(ROOT, "docs", "lab-evidence.json")
 LABS_MD = os.path.join(ROOT, "docs", "LABS.md")
@@ -117,12 +117,8 @@ def labs_md(evidence: dict) -> str:
 def write_readme_table(evidence: dict) -> None:
     with open(README) as f:
         text = f.read()
-    if TABLE_START not in text or TABLE_END not in text:
-        raise SystemExit(f"README.md has no lab-table markers ({TABLE_START} ... {TABLE_END})")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
     with open(README, "w") as f:
-        f.write(head + TABLE_START + "\n" + readme_table(evidence) + "\n" + TABLE_END + tail)
+        f.write(fill_between(text, TABLE_START, TABLE_END, readme_table(evidence)))
 
 
 def main(argv=None) -> int:

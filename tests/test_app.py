@@ -116,18 +116,24 @@ def test_out_of_range_and_offline_inputs_show_errors(app):
     assert not runs.list_runs()  # nothing queued on a bad input
 
 
-def test_start_live_knob_change_and_stop(app):
-    app.run()
-    app.number_input(key="knob_steps").set_value(500).run()
-    app.number_input(key="knob_prompts_per_step").set_value(4).run()
+def _start_and_wait_for_steps(app, steps: int = 2) -> tuple[str, str]:
+    """Press Start, wait until the run has stored `steps` steps, and refresh the page."""
     app.button(key="start").click().run()
     no_exceptions(app)
     run_id = app.query_params["run"]
     run_id = run_id[0] if isinstance(run_id, list) else run_id
     path = runs.run_dir(run_id)
-    wait_for(lambda: RunStore(path).count_steps() >= 2)
+    wait_for(lambda: RunStore(path).count_steps() >= steps)
     app.run()
     no_exceptions(app)
+    return run_id, path
+
+
+def test_start_live_knob_change_and_stop(app):
+    app.run()
+    app.number_input(key="knob_steps").set_value(500).run()
+    app.number_input(key="knob_prompts_per_step").set_value(4).run()
+    run_id, path = _start_and_wait_for_steps(app)
     assert app.get("vega_lite_chart"), "the live chart shows once steps arrive"
     app.select_slider(key=f"live_kl_{run_id}").set_value(0.5)
     app.button(key=f"apply_{run_id}").click().run()
@@ -214,14 +220,7 @@ def test_dpo_in_the_playground(app):
     assert not app.number_input(key="knob_pairs").disabled
     app.number_input(key="knob_steps").set_value(40).run()
     app.number_input(key="knob_pairs").set_value(16).run()
-    app.button(key="start").click().run()
-    no_exceptions(app)
-    run_id = app.query_params["run"]
-    run_id = run_id[0] if isinstance(run_id, list) else run_id
-    path = runs.run_dir(run_id)
-    wait_for(lambda: RunStore(path).count_steps() >= 2)
-    app.run()
-    no_exceptions(app)
+    run_id, path = _start_and_wait_for_steps(app)
     spec = str(app.get("vega_lite_chart")[0].proto.spec)
     assert "preference_margin" in spec and "clip_fraction" not in spec
     assert any("DPO reads β at every step" in c.value for c in app.caption)
