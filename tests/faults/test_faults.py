@@ -69,7 +69,7 @@ def test_F03_wrong_types(data, needle):
 def test_F04_unknown_key_and_unknown_algorithm():
     with pytest.raises(ConfigError, match="kl_coeff: unknown config key"):
         RunConfig.parse({"kl_coeff": 0.1})
-    with pytest.raises(ConfigError, match="algorithm must be one of 'ppo', 'grpo' or 'rloo', got 'dqn'"):
+    with pytest.raises(ConfigError, match="algorithm must be one of 'ppo', 'grpo', 'rloo' or 'dpo', got 'dqn'"):
         RunConfig.parse({"algorithm": "dqn"})
 
 
