@@ -55,8 +55,9 @@ def test_zoo_json_lists_it():
 
 
 @needs_model
-def test_conversion_once_to_safetensors(cache):
+def test_conversion_once_to_safetensors(cache, capfd):
     path, is_hub = zoo.resolve(smollm2.NAME)
+    assert capfd.readouterr().err == ""  # no progress bars: `generate` and `score` print only the answer
     assert not is_hub and path == smollm2.cache_dir() and path.startswith(str(cache))
     files = set(os.listdir(path))
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".gguf")) for f in files)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -114,22 +115,27 @@ def convert(source: str, out_dir: str) -> None:
     with _quiet(hf_logging):
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    # The weights are plain float32 now; without these two the saved folder would claim to be
-    # GGUF-quantised and every reload would look for the GGUF file again.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tok.save_pretrained(out_dir)
+        # The weights are plain float32 now; without these two the saved folder would claim to be
+        # GGUF-quantised and every reload would look for the GGUF file again.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.save_pretrained(out_dir, safe_serialization=True)
+        tok.save_pretrained(out_dir)
 
 
 @contextlib.contextmanager
 def _quiet(hf_logging):
+    """No progress bars: the conversion runs inside `generate`, `score` and `train --quiet`, whose
+    users should see only the answer. transformers' GGUF reader draws its bar with plain tqdm,
+    which its progress-bar switch does not reach, so stderr is held for the duration; a failure
+    still surfaces as the exception it raises."""
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
