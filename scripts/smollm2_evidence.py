@@ -1,4 +1,4 @@
-"""The real-LLM preset, measured: `python scripts/smollm2_evidence.py [--steps N]`.
+"""The real-LLM preset, measured: `python scripts/smollm2_evidence.py [--steps N] [--docs-only]`.
 
 Writes docs/smollm2.json and docs/SMOLLM2.md (never edit them by hand). It
 1. converts the GGUF into a fresh cache folder and times it (what a user's first run pays);
@@ -95,7 +95,9 @@ def markdown(result: dict) -> str:
     lines = ["# SmolLM2-135M, the real small LLM: measured", "",
              f"Written by `{result['command']}` at commit `{result['git']['commit']}`"
              f" (uncommitted changes: {result['git']['uncommitted_changes']}) on {result['machine']['cores']} "
-             f"CPU cores, torch {result['machine']['torch']}. Do not edit by hand.", "",
+             f"cores ({result['machine'].get('cpu_model') or result['machine']['cpu']}, bf16 "
+             f"{'native' if result['machine'].get('bf16_native') else 'emulated'}), torch "
+             f"{result['machine']['torch']}. Timings depend on the machine. Do not edit by hand.", "",
              f"Preset `{PRESET}`: GRPO, LoRA rank 16 on the attention projections, 8 completions "
              "(2 prompts × 4) of up to 24 tokens per step, VADER reward. The two runs differ only in β.", "",
              f"First use converts the GGUF: {result['conversion']['seconds_with_imports']} s (imports included), "
@@ -132,7 +134,14 @@ def markdown(result: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--docs-only", action="store_true", help=f"only rewrite {OUTPUTS[1]} from {OUTPUTS[0]}")
     a = p.parse_args()
+    if a.docs_only:
+        with open(os.path.join(ROOT, OUTPUTS[0])) as f:
+            result = json.load(f)
+        with open(os.path.join(ROOT, OUTPUTS[1]), "w") as f:
+            f.write(markdown(result) + "\n")
+        return 0
     if smollm2.missing():
         print(f"smollm2-135m is {smollm2.missing()}", file=sys.stderr)
         return 2

