@@ -131,6 +131,11 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def write_page(result: dict) -> None:
+    with open(os.path.join(ROOT, OUTPUTS[1]), "w") as f:
+        f.write(markdown(result) + "\n")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=60)
@@ -138,9 +143,7 @@ def main() -> int:
     a = p.parse_args()
     if a.docs_only:
         with open(os.path.join(ROOT, OUTPUTS[0])) as f:
-            result = json.load(f)
-        with open(os.path.join(ROOT, OUTPUTS[1]), "w") as f:
-            f.write(markdown(result) + "\n")
+            write_page(json.load(f))
         return 0
     if smollm2.missing():
         print(f"smollm2-135m is {smollm2.missing()}", file=sys.stderr)
@@ -152,8 +155,7 @@ def main() -> int:
         result["runs"] = [train(0.1, a.steps, workdir), train(0.0, a.steps, workdir)]
     with open(os.path.join(ROOT, OUTPUTS[0]), "w") as f:
         json.dump(result, f, indent=1)
-    with open(os.path.join(ROOT, OUTPUTS[1]), "w") as f:
-        f.write(markdown(result) + "\n")
+    write_page(result)
     print(json.dumps({k: result[k] for k in ("git", "conversion")}), file=sys.stderr)
     return 0
 
