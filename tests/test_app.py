@@ -243,3 +243,14 @@ def test_ready_made_sweep_queues_dpo_and_grpo(app, monkeypatch):
     finally:
         for r in listed:
             runs.stop(r.id, wait=10)
+
+
+def test_server_skips_the_full_collection_after_every_rerun(monkeypatch):
+    """Streamlit collects the whole heap after every script run by default, holding the GIL for
+    tens of ms; with a live run refreshing twice a second that was most of a click's latency
+    (`bench --browser`). Read through Streamlit's own loader, so a misspelt key fails here."""
+    from streamlit import config
+
+    monkeypatch.chdir(ROOT)
+    config.get_config_options(force_reparse=True)
+    assert config.get_option("runner.postScriptGC") is False
