@@ -16,6 +16,7 @@ REFRESH_S = 0.5
 # a queued run only moves up the queue: a slower refresh leaves the CPU to the run that trains
 # (on a hosted server many visitors' pages wait at once)
 QUEUED_REFRESH_S = 2.0
+WATCHING = "playground_run"  # session state: the run the Playground showed last
 
 
 def start_run(values: dict, messages) -> None:
@@ -181,6 +182,22 @@ def run_panel(run_id: str) -> None:
         st.rerun()  # leave live mode: redraw the whole page once, without the timer
 
 
+def remembered_run() -> str | None:
+    """The run this browser tab was watching, when it comes back to the Playground from another
+    page (the sidebar's link carries no ?run=): put back in the address, so that a peek at Runs &
+    Compare does not lose a live run's charts and controls. None when it was deleted meanwhile."""
+    run_id = st.session_state.get(WATCHING)
+    if run_id is None:
+        return None
+    try:
+        runs.info(run_id, with_last=False)
+    except (runs.RunError, StoreError):
+        st.session_state.pop(WATCHING, None)
+        return None
+    st.query_params["run"] = run_id
+    return run_id
+
+
 def landing_view() -> None:
     """Before Start: the most recent run that has steps (with a link to open it), else the empty
     panels that a run will fill, so the first screen shows what the Playground does."""
@@ -190,6 +207,8 @@ def landing_view() -> None:
         # on a hosted server, this visitor's own most recent run
         recent = next((r for r in listed_runs(runs.runs_root()) if r.steps_done and (visitor.tag() is None or
                                                                           r.owner == visitor.tag())), None)
+        # the listing is shared for a second: a run deleted within it is gone by now
+        data = run_data(recent.id) if recent else None
     except (runs.RunError, StoreError, OSError):
         recent = None
     if recent is None:
@@ -203,7 +222,6 @@ def landing_view() -> None:
     if c2.button("Open it", key="open_recent"):
         st.query_params["run"] = recent.id
         st.rerun()
-    data = run_data(recent.id)
     st.vega_lite_chart(plots.live_spec(data.rows, data.events, f"Charts of the most recent run, {recent.id}",
                                        algorithm=cfg.get("algorithm")), key="landing_recent")
 
@@ -230,8 +248,11 @@ def page() -> None:
             st.error(problem)
             return
         if run_id is None:
+            run_id = remembered_run()
+        if run_id is None:
             landing_view()
             return
+        st.session_state[WATCHING] = run_id
         try:
             info = runs.info(run_id, with_last=True)
         except (runs.RunError, StoreError) as e:

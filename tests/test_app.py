@@ -150,6 +150,32 @@ def test_start_live_knob_change_and_stop(app):
     assert app.get("vega_lite_chart")  # a finished run reopens with its data
 
 
+def test_playground_comes_back_to_the_run_it_was_watching(app):
+    """The sidebar's Playground link carries no ?run=: coming back from Runs & Compare, the tab
+    shows the live run it left (charts, Stop), not the landing view; a deleted run is forgotten."""
+    app.run()
+    app.number_input(key="knob_steps").set_value(500).run()
+    app.number_input(key="knob_prompts_per_step").set_value(4).run()
+    run_id, path = _start_and_wait_for_steps(app)
+    try:
+        app.switch_page("pages/compare.py").run()
+        no_exceptions(app)
+        app.query_params.clear()
+        app.switch_page("pages/train.py").run()
+        no_exceptions(app)
+        assert app.button(key=f"stop_{run_id}"), "the live controls of the run it left"
+        assert app.query_params.get("run") in (run_id, [run_id])
+    finally:
+        runs.stop(run_id)
+    wait_for(lambda: runs.info(run_id).status == "stopped", timeout=30)
+    runs.delete(run_id)
+    app.query_params.clear()
+    app.switch_page("pages/train.py").run()
+    no_exceptions(app)
+    assert not app.error and not app.query_params.get("run")
+    assert app.button(key="start")
+
+
 def _finished_run(kl_coef):
     cfg = RunConfig.parse({"steps": 2, "prompts_per_step": 4, "kl_coef": kl_coef, "response_length": 8})
     path = runs.create_run(cfg)
