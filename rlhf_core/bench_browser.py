@@ -284,7 +284,8 @@ def _stop(s: _Session) -> float:
 def responsiveness(rounds: int = 3, clicks_per_kind: int = 4, steps: int = 400) -> dict:
     """`rounds` times: Start the default preset (with a warm worker ready), then while it trains,
     Apply β, switch the sample step and open Runs & Compare and come back, `clicks_per_kind` times
-    each, then Stop. Every step the chart draws is timed against its commit."""
+    each, then Stop. Every step the chart draws before the first page switch is timed against its
+    commit."""
     from playwright.sync_api import sync_playwright
 
     from .store import RunStore
@@ -315,15 +316,18 @@ def responsiveness(rounds: int = 3, clicks_per_kind: int = 4, steps: int = 400) 
                 for _ in range(clicks_per_kind):
                     latencies["sample_step"].append(_switch_sample_step(s))
                     page.wait_for_timeout(500)
-                latencies["stop"].append(_stop(s))
+                # the chart's frames so far: once the page is left, the steps stored meanwhile are
+                # drawn on return, which times the trip away, not a refresh
                 chart = page.evaluate("() => window.__bench.chart")
-                rows = {r["step"]: r["ts"] for r in RunStore(os.path.join(root, run_id)).metrics_since(-1)}
-                pixels.extend(_step_to_pixels(chart, run_id, rows))
-                for _ in range(clicks_per_kind // 2):
+                for _ in range(clicks_per_kind // 2):  # while the run trains, as every other click
                     latencies["open_page"].append(_open_page(s, "Runs & Compare", "Runs & Compare"))
                     page.wait_for_timeout(500)
                     latencies["open_page"].append(_open_page(s, "Playground", "Playground"))
                     page.wait_for_timeout(500)
+                page.get_by_role("button", name="Stop").wait_for(timeout=10_000)
+                latencies["stop"].append(_stop(s))
+                rows = {r["step"]: r["ts"] for r in RunStore(os.path.join(root, run_id)).metrics_since(-1)}
+                pixels.extend(_step_to_pixels(chart, run_id, rows))
             except Exception as e:  # noqa: BLE001 - report what failed, keep what was measured
                 errors.append(f"{type(e).__name__}: {str(e)[:300]}")
                 if os.environ.get("RLHF_EXPLORER_BENCH_SHOTS"):
