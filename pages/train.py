@@ -182,17 +182,12 @@ def run_panel(run_id: str) -> None:
         st.rerun()  # leave live mode: redraw the whole page once, without the timer
 
 
-def remembered_run() -> str | None:
-    """The run this browser tab was watching, when it comes back to the Playground from another
-    page (the sidebar's link carries no ?run=): put back in the address, so that a peek at Runs &
-    Compare does not lose a live run's charts and controls. None when it was deleted meanwhile."""
+def restore_watched_run() -> str | None:
+    """Coming back to the Playground from another page (the sidebar's link carries no ?run=), put
+    the run this tab was watching back in the address, so that a peek at Runs & Compare does not
+    lose a live run's charts and controls. Returns the id it put back, or None."""
     run_id = st.session_state.get(WATCHING)
-    if run_id is None:
-        return None
-    try:
-        runs.info(run_id, with_last=False)
-    except (runs.RunError, StoreError):
-        st.session_state.pop(WATCHING, None)
+    if run_id is None or st.query_params.get("run"):
         return None
     st.query_params["run"] = run_id
     return run_id
@@ -243,12 +238,15 @@ def page() -> None:
         if start:
             start_run(values, messages)
     with right:
+        restored = restore_watched_run()
         run_id, problem = selected_run_id()
+        if problem and restored:  # the run it was watching has been deleted meanwhile
+            st.session_state.pop(WATCHING, None)
+            del st.query_params["run"]
+            run_id, problem = None, None
         if problem:
             st.error(problem)
             return
-        if run_id is None:
-            run_id = remembered_run()
         if run_id is None:
             landing_view()
             return

@@ -173,6 +173,7 @@ def test_playground_comes_back_to_the_run_it_was_watching(app):
     app.switch_page("pages/train.py").run()
     no_exceptions(app)
     assert not app.error and not app.query_params.get("run")
+    assert "playground_run" not in app.session_state  # forgotten, not looked up on every visit
     assert app.button(key="start")
 
 
