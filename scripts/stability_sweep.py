@@ -33,7 +33,7 @@ def pooled(results: list[dict]) -> dict:
     from rlhf_core.labs import stability
 
     out = {}
-    for method in stability.METHODS:
+    for method in results[0]["methods"]:
         rows = []
         rates = results[0]["methods"][method]["learning_rates"]
         for i, lr in enumerate(rates):

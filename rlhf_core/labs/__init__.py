@@ -49,7 +49,7 @@ LABS = {
     "compounding_error": LabInfo("compounding_error", "T2", "behaviour cloning vs online imitation over horizon T"),
     "action_space": LabInfo("action_space", "T4", "vocabulary size and reward sparsity vs steps to learn"),
     "credit": LabInfo("credit", "T4", "per-token credit: PPO's GAE vs GRPO's and RLOO's one number per completion"),
-    "stability": LabInfo("stability", "T5", "clipped on-policy PPO vs unclipped, stale and Q-learning"),
+    "stability": LabInfo("stability", "T5", "clipped vs unclipped PPO as batches are reused; fresh vs replayed data"),
 }
 
 

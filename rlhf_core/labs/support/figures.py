@@ -164,8 +164,14 @@ def safe_log(x: float) -> float:
     return math.log(x) if x > 0 else float("-inf")
 
 
-STABILITY_COLORS = {"ppo_clipped": "#1f77b4", "ppo_unclipped": "#d62728", "ppo_stale": "#ff7f0e",
+# T5 arms: clipped in blues and unclipped in reds, darker with more epochs; the null pair in greys
+STABILITY_COLORS = {"clip_k1_m1": "#7f7f7f", "noclip_k1_m1": "#c7c7c7", "clip_k1": "#9ecae1", "clip_k4": "#4292c6",
+                    "clip_k10": "#08519c", "noclip_k1": "#fc9272", "noclip_k4": "#ef3b2c", "noclip_k10": "#99000d",
                     "q_learning": "#9467bd"}
+
+
+def _stability_color(name: str) -> str:
+    return STABILITY_COLORS.get(name, "#ff7f0e" if name.startswith("clip_replay") else "gray")
 
 
 def stability(result: dict, rate_index: int | None = None) -> list[go.Figure]:
@@ -180,7 +186,7 @@ def stability(result: dict, rate_index: int | None = None) -> list[go.Figure]:
     finals = go.Figure()
     share = go.Figure()
     for name, data in methods.items():
-        color = STABILITY_COLORS.get(name, "gray")
+        color = _stability_color(name)
         rates, works = data["learning_rates"], data.get("works", [True] * len(data["learning_rates"]))
         for lr, f, c in zip(rates, data["final_reward"], data["collapsed"]):
             finals.add_scatter(x=[lr] * len(f), y=f, mode="markers", showlegend=False, opacity=0.45,
@@ -214,7 +220,7 @@ def stability(result: dict, rate_index: int | None = None) -> list[go.Figure]:
         log_scale = key == "update_kl_curves"  # update sizes span decades; the first point has no update yet
         x = steps[1:] if log_scale else steps
         for name, data in methods.items():
-            color = STABILITY_COLORS.get(name, "gray")
+            color = _stability_color(name)
             label = f"{name} (lr {data['learning_rates'][index]:g})"
             curves = np.array(data[key][index], dtype=float)[:, :len(steps)]
             curves = curves[:, 1:] if log_scale else curves
