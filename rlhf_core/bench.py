@@ -92,13 +92,13 @@ def fill_between(text: str, start: str, end: str, body: str, source: str = "READ
 
 def git_state(outputs: tuple[str, ...] = ()) -> dict:
     """The commit a figure was measured at, and whether the tree had uncommitted changes then
-    (other than `outputs`, the files the measuring script itself writes)."""
+    (other than `outputs`, the files and folders the measuring script itself writes)."""
     def git(*args):
         out = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True)
         return out.stdout.rstrip() if out.returncode == 0 else None  # porcelain lines start with a status column
 
     status = git("status", "--porcelain")
-    changed = None if status is None else [ln[3:] for ln in status.splitlines() if ln[3:] not in outputs]
+    changed = None if status is None else [ln[3:] for ln in status.splitlines() if not ln[3:].startswith(outputs)]
     return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": None if changed is None else bool(changed)}
 
 

@@ -3,6 +3,17 @@
     python scripts/lab_evidence.py                 # all labs, 5 seeds: docs/lab-evidence.json,
                                                    # docs/LABS.md and the README's lab table
     python scripts/lab_evidence.py --labs best_of_n stability   # refresh these labs' entries only
+    python scripts/lab_evidence.py --register stability         # record HEAD as the lab's registration
+
+Each lab's raw 5-seed result goes to docs/lab-results/NAME.json with the entry's command, commit and
+machine: the lab pages open with it, so a class sees the result without waiting.
+
+A lab whose module defines `design(cfg)` (its arms, each with a role and an expected outcome, and the
+range it reaches) is pre-registered: `--register LAB` records the commit at which its checks and
+expectations were committed (docs/lab-registrations.json, committed next), and an evidence run of
+it refuses to start unless that commit is an ancestor of HEAD. The entry's `design` block records
+`registered_at` and which of the lab's files changed since, so a check changed after registration
+is visible (docs/LABS.md then says so; both verdicts are reported in the closing note).
 
 Each lab runs as a user runs it, `python -m rlhf_core lab NAME --seeds N --json`, imports included.
 The JSON records the command, the git commit (and whether the tree had uncommitted changes) and the
@@ -27,20 +38,75 @@ from rlhf_core import labs  # noqa: E402
 from rlhf_core.bench import fill_between, git_state, machine  # noqa: E402
 
 EVIDENCE = os.path.join(ROOT, "docs", "lab-evidence.json")
+REGISTRATIONS = os.path.join(ROOT, "docs", "lab-registrations.json")
+OUTPUTS = ("docs/lab-evidence.json", "docs/LABS.md", "README.md", "docs/lab-results/")
 LABS_MD = os.path.join(ROOT, "docs", "LABS.md")
 README = os.path.join(ROOT, "README.md")
 TABLE_START, TABLE_END = "<!-- lab-table:start (scripts/lab_evidence.py) -->", "<!-- lab-table:end -->"
 
 
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def lab_files(name: str) -> list[str]:
+    """What a lab's checks and design live in: its module and the shared verdict code."""
+    return [f"rlhf_core/labs/{name}.py", "rlhf_core/labs/support/verdict.py"]
+
+
+def registrations() -> dict:
+    if not os.path.exists(REGISTRATIONS):
+        return {}
+    with open(REGISTRATIONS) as f:
+        return json.load(f)
+
+
+def register(names: list[str]) -> None:
+    """Record HEAD as the registration of each lab: its checks and expected outcomes are committed."""
+    dirty = git("status", "--porcelain", "--", *(f for n in names for f in lab_files(n))).stdout.strip()
+    if dirty:
+        raise SystemExit(f"commit the lab's checks before registering them; uncommitted:\n{dirty}")
+    regs = registrations()
+    head = git("rev-parse", "HEAD").stdout.strip()
+    for name in names:
+        if not hasattr(labs.module(name), "design"):
+            raise SystemExit(f"lab '{name}' has no design(cfg): nothing to register")
+        regs[name] = {"registered_at": head, "files": lab_files(name),
+                      "committed_at": git("show", "-s", "--format=%cI", head).stdout.strip()}
+    with open(REGISTRATIONS, "w") as f:
+        json.dump(regs, f, indent=1)
+        f.write("\n")
+
+
+def design_block(name: str) -> dict | None:
+    """The lab's registered design, or None for a lab without one. Refuses an unregistered lab, and
+    one whose registration is not an ancestor of HEAD (its evidence would predate its checks)."""
+    mod = labs.module(name)
+    if not hasattr(mod, "design"):
+        return None
+    reg = registrations().get(name)
+    if not reg:
+        raise SystemExit(f"lab '{name}' has a design but no registration: commit its checks, then run "
+                         f"`python scripts/lab_evidence.py --register {name}` and commit docs/lab-registrations.json")
+    if git("merge-base", "--is-ancestor", reg["registered_at"], "HEAD").returncode != 0:
+        raise SystemExit(f"lab '{name}': its registration {reg['registered_at'][:10]} is not an ancestor of HEAD")
+    changed = git("diff", "--name-only", reg["registered_at"], "HEAD", "--", *reg["files"]).stdout.split()
+    return {**mod.design(labs.config(name)), "registered_at": reg["registered_at"],
+            "changed_since_registration": changed}
+
+
 def run_lab(name: str, seeds: int) -> dict:
+    design = design_block(name)
     cmd = [sys.executable, "-m", "rlhf_core", "lab", name, "--seeds", str(seeds), "--json"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
     entry = {"command": " ".join(["python", "-m", "rlhf_core", "lab", name, "--seeds", str(seeds), "--json"]),
              "wall_s": round(wall, 1), "exit_code": proc.returncode,
-             "git": git_state(("docs/lab-evidence.json", "docs/LABS.md", "README.md")), "machine": machine(),
+             "git": git_state(OUTPUTS), "machine": machine(),
              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if design:
+        entry["design"] = design
     if proc.returncode != 0:
         entry["error"] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return entry
@@ -50,6 +116,10 @@ def run_lab(name: str, seeds: int) -> dict:
     entry.update(state=verdict["state"], k=verdict["k"], n=verdict["n"], summary=verdict["summary"],
                  per_seed=[{"seed": r["config"]["seed"], "headline": mod.headline(r),
                             "problems": labs.shape_problems(name, r)} for r in labs.per_seed_results(result)])
+    os.makedirs(labs.STORED_RESULTS, exist_ok=True)
+    with open(labs.stored_result_path(name), "w") as f:  # the raw series the lab page opens with
+        json.dump({"evidence": {k: entry[k] for k in ("command", "git", "machine", "measured_at", "wall_s")},
+                   "result": result}, f, separators=(",", ":"))
     return entry
 
 
@@ -97,6 +167,15 @@ def labs_md(evidence: dict) -> str:
         if e:
             out += [f"Verdict at the default settings: {verdict_cell(e)} (`{e['command']}`, commit "
                     f"{e['git']['commit'][:10]}).", ""]
+            if e.get("design"):
+                d = e["design"]
+                out += [f"Registered design (checks and expectations committed at {d['registered_at'][:10]}, before "
+                        f"this evidence run" + (f"; changed since: {', '.join(d['changed_since_registration'])}"
+                                                if d["changed_since_registration"] else "; unchanged since") + "):", "",
+                        "| arm | role | expected outcome |", "|---|---|---|"]
+                out += [f"| `{arm['name']}` | {arm['role']} | {arm['expect']} |" for arm in d["arms"]]
+                reach = {k: v for k, v in d.items() if k not in ("arms", "registered_at", "changed_since_registration")}
+                out += ["", "Range reached: " + ", ".join(f"`{k}` = {v}" for k, v in reach.items()) + ".", ""]
             for s in e.get("per_seed", []):
                 out.append(f"- seed {s['seed']}: {s['headline']}" + (
                     "" if not s["problems"] else " — not shown: " + "; ".join(s["problems"])))
@@ -126,7 +205,12 @@ def main(argv=None) -> int:
     p.add_argument("--labs", nargs="+", choices=list(labs.LABS), default=list(labs.LABS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--docs-only", action="store_true", help="rewrite LABS.md and the README table from the JSON")
+    p.add_argument("--register", nargs="+", choices=list(labs.LABS), metavar="LAB",
+                   help="record HEAD as these labs' registration (docs/lab-registrations.json) and exit")
     a = p.parse_args(argv)
+    if a.register:
+        register(a.register)
+        return 0
     evidence = {"labs": {}}
     if os.path.exists(EVIDENCE):
         with open(EVIDENCE) as f:

@@ -178,6 +178,32 @@ def code_and_assets_hash(name: str) -> str:
     return digest.hexdigest()[:16]
 
 
+STORED_RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                              "docs", "lab-results")
+
+
+def stored_result_path(name: str) -> str:
+    return os.path.join(STORED_RESULTS, f"{name}.json")
+
+
+def stored_result(name: str) -> dict | None:
+    """The committed evidence run of a lab at its default settings (written by
+    scripts/lab_evidence.py): {"evidence": command, commit, machine, date; "result": the raw
+    `run_seeds` result}, or None when this build has none. A stored result whose settings are no
+    longer the lab's defaults is returned with "stale": True, for the page to say so, not to show."""
+    module(name)
+    try:
+        with open(stored_result_path(name)) as f:
+            stored = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{stored_result_path(name)}: unreadable stored lab result ({e})") from None
+    defaults = config(name).model_dump()
+    stored["stale"] = per_seed_results(stored["result"])[0]["config"] != defaults
+    return stored
+
+
 def cache_path(root: str, name: str, cfg, seeds: int = 1) -> str:
     """Where a finished result for this exact config and seed count is kept
     (runs root/.labs/NAME/KEY.json); the key also covers the lab's code and the zoo assets."""
