@@ -183,8 +183,15 @@ def labs_md(evidence: dict) -> str:
         if not mod.CHECKS:
             out += [f"Illustration: {mod.ILLUSTRATION}.", ""]
             continue
-        out += ["| check | claim | source | why it could fail (mutation test) |", "|---|---|---|---|"]
-        out += [f"| `{c.name}` | {c.claim} | {c.source} | {c.can_fail} |" for c in mod.CHECKS]
+        seeds = e.get("per_seed", [])
+
+        def held(check: str) -> str:
+            if not seeds:
+                return "—"
+            return f"{sum(not any(p.startswith(check + ':') for p in s['problems']) for s in seeds)}/{len(seeds)}"
+
+        out += ["| check | held on seeds | claim | source | why it could fail (mutation test) |", "|---|---|---|---|---|"]
+        out += [f"| `{c.name}` | {held(c.name)} | {c.claim} | {c.source} | {c.can_fail} |" for c in mod.CHECKS]
         not_checks = getattr(mod, "NOT_CHECKS", [])
         if not_checks:
             out += ["", "Facts that hold by construction, so they are test assertions, not checks:"]

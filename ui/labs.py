@@ -11,7 +11,7 @@ import streamlit as st
 
 from rlhf_core import hosting, runs
 from rlhf_core.config import ConfigError
-from rlhf_core.labs import per_seed_results, settings, verdict
+from rlhf_core.labs import per_seed_results, settings, stored_result, verdict
 from rlhf_core.labs.support import jobs
 from ui import visitor
 
@@ -118,7 +118,12 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
         st.rerun()
     cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + (f" `--seeds {seeds}`" if seeds > 1 else "") + "".join(
         f" `--set {k}={json.dumps(v)}`" for k, v in overrides.items()))
-    _show_job(job, name, overrides, seeds, draw, look_for, differs)
+    try:  # a class sees the committed evidence at once instead of waiting for a run
+        stored = stored_result(name) if job.state == "none" and not overrides else None
+    except ConfigError as e:
+        st.error(str(e))
+        stored = None
+    _show_job(job, name, overrides, seeds, draw, look_for, differs, stored)
 
 
 @st.fragment(run_every=1.0)
@@ -161,17 +166,35 @@ def show_verdict(name: str, result: dict) -> None:
             st.caption(f"seed {p['seed']}: " + ("every check held" if not p["problems"] else "; ".join(p["problems"])))
 
 
-def _show_job(job: jobs.LabJob, name: str, overrides: dict, seeds: int, draw, look_for: str, differs: str) -> None:
+def stored_caption(stored: dict) -> str:
+    """Where a stored result comes from: seeds, command, commit and machine."""
+    e, n = stored["evidence"], len(per_seed_results(stored["result"]))
+    machine = e["machine"]
+    cpu = machine.get("cpu_model") or machine.get("cpu") or "?"
+    return (f"**Stored result** of the default settings on {n} seed{'s' if n != 1 else ''}, measured by "
+            f"`{e['command']}` at commit `{e['git']['commit'][:10]}` on {cpu} ({machine.get('cores', '?')} cores), "
+            f"{e['measured_at'][:10]}. **Run lab** runs it here, with your settings.")
+
+
+def _show_job(job: jobs.LabJob, name: str, overrides: dict, seeds: int, draw, look_for: str, differs: str,
+              stored: dict | None = None) -> None:
     if job.state == "running":
         _poll(name, overrides, seeds)
         return
     if job.state == "failed":
         st.error(f"The last run of this lab with these settings failed: {job.error}")
-    if job.state != "done":
-        st.info("No result for these settings yet. Press **Run lab** (the defaults take about 20 s).")
+    if stored and stored["stale"]:
+        st.info(f"The stored result (commit `{stored['evidence']['git']['commit'][:10]}`) was measured with other "
+                "settings than today's defaults, so it is not shown. Press **Run lab**.")
+    if job.state == "done":
+        result = job.result
+    elif stored and not stored["stale"]:
+        st.caption(stored_caption(stored))
+        result = stored["result"]
+    else:
+        st.info("No result for these settings yet. Press **Run lab** (the defaults take under a minute).")
         st.markdown("**What to look for.** " + look_for)
         return
-    result = job.result
     show_verdict(name, result)
     draw(per_seed_results(result)[0])
     st.markdown("**What to look for.** " + look_for)
