@@ -44,7 +44,7 @@ EMBEDDED_POLICIES = {
     "imdb-tiny-sft-positive": ZooEntry("imdb-tiny-sft-positive", "policy",
                                        "imdb-tiny fine-tuned on positive reviews only (SFT / behaviour cloning baseline)."),
 }
-EMBEDDED_REWARD_MODELS = ("learned-rm", "gold-rm")
+EMBEDDED_REWARD_MODELS = ("learned-rm", "gold-rm", "gold-prime-rm")
 # the policies a user picks by name that need no network (the real small LLM once installed)
 OFFLINE_POLICIES = (*EMBEDDED_POLICIES, smollm2.NAME)
 KNOWN_HUB_POLICIES = ("gpt2", "distilgpt2", "lvwerra/gpt2-imdb", "HuggingFaceTB/SmolLM2-135M")

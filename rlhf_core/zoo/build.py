@@ -9,12 +9,16 @@ Every stage uses fixed seeds and reads the IMDB reviews from the installed
 1. a 4k byte-level BPE tokenizer (`tokenizers`);
 2. `imdb-tiny`: a 4-layer GPT-2 pretrained on the training reviews (TRL SFTTrainer = plain LM loss);
 3. `imdb-tiny-sft-positive`: imdb-tiny fine-tuned on positive reviews only (behaviour cloning);
-4. `learned-rm` and `gold-rm`: GPT-2 sequence classifiers trained with TRL's RewardTrainer
+4. `learned-rm`, `gold-rm` and `gold-prime-rm`: GPT-2 sequence classifiers trained with TRL's RewardTrainer
    (Bradley-Terry) on (positive, negative) review pairs. The gold judge must be independent of
    every proxy it judges, so the two never share a review (`data.reward_model_split`): the proxy
    learns 5,000 pairs from its half, initialised from imdb-tiny; the judge learns every pair of the
    other half, initialised from the SFT policy (as InstructGPT initialises its reward models),
    with its own seed. Their agreement on held-out pairs is written to learned-rm's zoo.json.
+   `gold-prime-rm` (gold′, the judge of the T3 over-optimisation labs) starts from gold-rm and
+   learns the same half's sentiment pairs again plus as many (natural ≻ corrupted) pairs:
+   repetition, shuffled words, runaway length (`corrupt`), so that it sees the degeneracy an
+   over-optimised policy produces.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class BuildPlan:
     gold_pairs: int | None = None  # None = every pair of the gold judge's half of the reviews
     gold_epochs: float = 3.0
     gold_seed_offset: int = 11  # the judge's own seed: plan.seed + this
+    gold_prime_seed_offset: int = 13  # gold′'s own seed
+    gold_prime_epochs: float = 1.0  # on top of gold-rm's training
+    degeneracy_pairs: int | None = None  # None: as many as gold′'s sentiment pairs
     eval_pairs: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
@@ -63,7 +70,8 @@ class BuildPlan:
     def quick(cls) -> "BuildPlan":
         return cls(vocab_size=512, n_layer=1, n_embd=32, n_head=2, block=128, pretrain_epochs=1.0,
                    pretrain_reviews=200, sft_reviews=100, proxy_pairs=64, proxy_epochs=1.0,
-                   gold_pairs=64, gold_epochs=1.0, eval_pairs=64, batch_size=16)
+                   gold_pairs=64, gold_epochs=1.0, eval_pairs=64, batch_size=16, degeneracy_pairs=64,
+                   gold_prime_epochs=1.0)
 
 
 def _log(msg: str) -> None:
@@ -158,6 +166,49 @@ def preference_pairs(reviews, n: int | None, tok, rng: random.Random, min_tokens
     return [{"chosen": window(pos[i]), "rejected": window(neg[i])} for i in range(m)]
 
 
+CORRUPTIONS = ("repetition", "shuffle", "runaway")
+
+
+def corrupt(text: str, kind: str, rng: random.Random) -> str:
+    """Degenerate copies of a natural text, the kinds a policy that over-optimises a reward model
+    produces (Coste et al. 2023, App. F.10: "very long and highly repetitive"):
+    - repetition: one of its words, or a two-word phrase, repeated 3-10 times in a row in its place;
+    - shuffle: its words in a random order;
+    - runaway: the text followed by its own last words, again and again, to 2-3 times its length."""
+    words = text.split()
+    if len(words) < 3:
+        return " ".join([text] * 4)
+    if kind == "repetition":
+        i = rng.randrange(len(words) - 1)
+        phrase = words[i:i + rng.choice((1, 2))]
+        return " ".join(words[:i] + phrase * rng.randint(3, 10) + words[i + len(phrase):])
+    if kind == "shuffle":
+        shuffled = words[:]
+        while shuffled == words:
+            rng.shuffle(shuffled)
+        return " ".join(shuffled)
+    if kind == "runaway":
+        tail = words[-rng.randint(2, max(2, min(8, len(words) // 2))):]
+        out = list(words)
+        while len(out) < rng.uniform(2.0, 3.0) * len(words):
+            out += tail
+        return " ".join(out)
+    raise ValueError(f"unknown corruption {kind!r} (known: {', '.join(CORRUPTIONS)})")
+
+
+def degeneracy_pairs(reviews, n: int, tok, rng: random.Random) -> list[dict]:
+    """n (natural ending ≻ the same ending corrupted) pairs, positive and negative endings alike, so
+    the corruption and not the sentiment tells the two apart. (A first build also preferred natural
+    negative endings to corrupted positive ones: it confused the two signals and learnt neither,
+    0.62 on held-out sentiment pairs and 0.59 on corruption pairs.)"""
+    pairs = preference_pairs(reviews, n, tok, rng)
+    out = []
+    for i, p in enumerate(pairs):
+        natural = p["chosen" if i % 2 else "rejected"]
+        out.append({"chosen": natural, "rejected": corrupt(natural, CORRUPTIONS[i % len(CORRUPTIONS)], rng)})
+    return out
+
+
 def train_reward_model(init_dir: str, pairs, tok, plan: BuildPlan, epochs: float, work: str, seed: int):
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, set_seed
@@ -192,6 +243,15 @@ def pair_scores(model, tok, pairs, batch: int = 64):
     return torch.cat(chosen), torch.cat(rejected)
 
 
+def rm_scores(model, tok, texts: list[str]) -> list[float]:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=256)
+        return model(**enc).logits[:, 0].float().tolist()
+
+
 def pair_accuracy(model, tok, pairs, batch: int = 64) -> float:
     chosen, rejected = pair_scores(model, tok, pairs, batch)
     return float((chosen > rejected).float().mean()) if len(pairs) else 0.0
@@ -209,7 +269,14 @@ def agreement(proxy, judge, tok, pairs) -> dict:
     return {"same_preference": round(same, 4), "score_correlation": round(corr, 4), "pairs": len(pairs)}
 
 
-STAGES = ("imdb-tiny", "imdb-tiny-sft-positive", "learned-rm", "gold-rm")
+STAGES = ("imdb-tiny", "imdb-tiny-sft-positive", "learned-rm", "gold-rm", "gold-prime-rm")
+
+# The issue's examples of what a judge of reviews must get right (zoo.json records their scores)
+PROBE_TEXTS = ("This movie was great great great great great great great great great great",
+               "This movie was great",
+               "This movie was a delight from start to finish, with a warm story and fine acting.",
+               "This movie was dull and far too long, and the acting was poor.",
+               "great best wonderful great best wonderful great best wonderful great best")
 
 
 def build(out: str, plan: BuildPlan, only: tuple[str, ...] = STAGES) -> dict:
@@ -263,23 +330,43 @@ def build(out: str, plan: BuildPlan, only: tuple[str, ...] = STAGES) -> dict:
                                init=base_dir, seed=plan.seed + 2, half="proxy"),
             "gold-rm": dict(reviews=gold_reviews, n=plan.gold_pairs, epochs=plan.gold_epochs,
                             init=sft_dir, seed=plan.seed + plan.gold_seed_offset, half="gold"),
+            # gold′: the gold half's sentiment pairs plus (natural ≻ corrupted) pairs, so that it sees
+            # degeneracy, which proxies trained on the policy's own (fluent) samples never contrast on
+            # it starts from gold-rm (built just before it): a first build from the SFT policy learnt both
+            # signals poorly, so gold′ is gold-rm taught degeneracy while it keeps seeing its sentiment pairs
+            "gold-prime-rm": dict(reviews=gold_reviews, n=plan.gold_pairs, epochs=plan.gold_prime_epochs,
+                                  init=os.path.join(out, "gold-rm"), seed=plan.seed + plan.gold_prime_seed_offset,
+                                  half="gold", degeneracy=True),
         }
+        eval_degenerate = degeneracy_pairs(held, plan.eval_pairs, tok, random.Random(plan.seed + 3))
         for name, rp in rm_plans.items():
             if name not in only:
                 continue
-            pairs = preference_pairs(rp["reviews"], rp["n"], tok, random.Random(rp["seed"]))
+            rng = random.Random(rp["seed"])
+            pairs = preference_pairs(rp["reviews"], rp["n"], tok, rng)
+            extra = {}
+            if rp.get("degeneracy"):
+                corrupted = degeneracy_pairs(rp["reviews"], plan.degeneracy_pairs or len(pairs), tok, rng)
+                pairs = pairs + corrupted
+                rng.shuffle(pairs)
+                extra["degeneracy_pairs"] = len(corrupted)
+                extra["corruptions"] = list(CORRUPTIONS)
             rm = train_reward_model(rp["init"], pairs, tok, plan, rp["epochs"], os.path.join(work, name), rp["seed"])
             acc = pair_accuracy(rm, tok, eval_pairs)
             acc_long = pair_accuracy(rm, tok, eval_long)
+            acc_degenerate = pair_accuracy(rm, tok, eval_degenerate)
+            probes = dict(zip(PROBE_TEXTS, (round(float(x), 3) for x in rm_scores(rm, tok, list(PROBE_TEXTS)))))
             _save_fp16(rm, tok, os.path.join(out, name),
                        {"kind": "reward", "pairs": len(pairs), "epochs": rp["epochs"], "seed": rp["seed"],
                         "reviews": f"the {rp['half']} half of the training reviews ({len(rp['reviews'])})",
-                        "initialised_from": os.path.basename(rp["init"]),
+                        "initialised_from": os.path.basename(rp["init"]), **extra,
                         "held_out_pair_accuracy": round(acc, 4),
                         "held_out_pair_accuracy_128_tokens": round(acc_long, 4),
-                        "held_out_pairs": len(eval_pairs)})
+                        "held_out_degeneracy_accuracy": round(acc_degenerate, 4),
+                        "held_out_pairs": len(eval_pairs), "probe_scores": probes})
             report[name] = {"pairs": len(pairs), "held_out_pair_accuracy": acc,
-                            "held_out_pair_accuracy_128_tokens": acc_long}
+                            "held_out_pair_accuracy_128_tokens": acc_long,
+                            "held_out_degeneracy_accuracy": acc_degenerate}
             _log(f"{name}: {len(pairs)} pairs, held-out pair accuracy {acc:.3f} "
                  f"(16-96-token endings), {acc_long:.3f} (128-token endings)")
         if {"learned-rm", "gold-rm"} & set(only):
