@@ -113,6 +113,8 @@ def run_lab(name: str, seeds: int) -> dict:
     result = json.loads(proc.stdout)
     verdict = labs.verdict(name, result)
     mod = labs.module(name)
+    if design and hasattr(mod, "reached"):  # the range the run reached, beside the registered design
+        entry["design"].update(mod.reached(labs.per_seed_results(result)))
     entry.update(state=verdict["state"], k=verdict["k"], n=verdict["n"], summary=verdict["summary"],
                  per_seed=[{"seed": r["config"]["seed"], "headline": mod.headline(r),
                             "problems": labs.shape_problems(name, r)} for r in labs.per_seed_results(result)])

@@ -50,13 +50,32 @@ def load_policy(name: str = "imdb-tiny"):
     return zoo.load_policy(name, dtype=torch.float32)
 
 
-def gold_scorer():
-    """The gold judge: callable texts -> scores."""
+def gold_scorer(name: str = "gold-rm"):
+    """A judge: callable texts -> scores. `gold-rm` (sentiment, from its own half of the reviews)
+    or `gold-prime-rm` (gold′: the same half plus natural ≻ corrupted pairs, so it sees degeneracy)."""
     from ... import zoo
     from ...rewards import ClassifierScorer
 
-    model, tok = zoo.load_sequence_classifier("gold-rm", "reward model")
+    model, tok = zoo.load_sequence_classifier(name, "reward model")
     return ClassifierScorer(model, tok)
+
+
+def policy_pairs(policy, tok, prompts: list[str], n: int, judge, seed: int, flip: float = 0.0,
+                 response_length: int = 24, groups: list[list[str]] | None = None) -> list[dict]:
+    """Gao et al.'s protocol: n pairs of two completions the (initial) policy wrote to the same
+    prompt, the one `judge` scores higher is 'chosen'; then a share `flip` of the labels is swapped
+    (Coste et al. 2023's label noise), chosen at random. Prompts are cycled through. `groups`: the
+    pairs' two completions when already sampled (the same `sample_pairs` for several labellers)."""
+    rng = random.Random(seed)
+    groups = groups or sample_pairs(policy, tok, prompts, n, seed, response_length)
+    scores = batched(judge, [c for g in groups for c in g])
+    pairs = []
+    for i, (a, b) in enumerate(groups):
+        first_wins = scores[2 * i] >= scores[2 * i + 1]
+        pairs.append({"chosen": a if first_wins else b, "rejected": b if first_wins else a})
+    for i in rng.sample(range(n), round(flip * n)):
+        pairs[i] = {"chosen": pairs[i]["rejected"], "rejected": pairs[i]["chosen"]}
+    return pairs
 
 
 def batched(scorer, texts: list[str], batch: int = 128) -> list[float]:
@@ -136,9 +155,18 @@ def train_reward_model(pairs: list[dict], tok, epochs: float, lr: float, seed: i
     return trainer.model.eval()
 
 
+def sample_pairs(policy, tok, prompts: list[str], n: int, seed: int, response_length: int = 24) -> list[list[str]]:
+    """n pairs of completions to the prompts, cycled through (the raw material of `policy_pairs`)."""
+    return sample(policy, tok, [prompts[i % len(prompts)] for i in range(n)], 2, response_length, seed)
+
+
 def gold_trained_proxy(train_reviews, n_labels: int, tok, gold, seed: int, epochs: float = 2.0):
-    """Gao et al.'s proxy: a reward model that saw only n gold labels (last block + head trained)."""
-    pairs = gold_labelled_pairs(train_reviews, n_labels, tok, gold, seed)
+    """A proxy that saw only n gold labels of review endings (last block + head trained)."""
+    return proxy_from_pairs(gold_labelled_pairs(train_reviews, n_labels, tok, gold, seed), tok, seed, epochs)
+
+
+def proxy_from_pairs(pairs: list[dict], tok, seed: int, epochs: float = 2.0):
+    """A cheap proxy reward model (last block + head trained) on these labelled pairs."""
     model = train_reward_model(pairs, tok, epochs=epochs, lr=1e-3, seed=seed, trainable_last_blocks=1)
     return scorer_for(model, tok)
 
@@ -201,10 +229,14 @@ def sequence_kl(model, ref, tok, prompts: list[str], completions: list[str], bat
 def train_grpo(policy, tok, reward_fn: Callable[[list[str]], list[float]], reward_name: str, *, steps: int,
                kl_coef: float, learning_rate: float, seed: int, prompts: list[str],
                on_step: Callable[[int, dict, object], None] | None = None, prompts_per_step: int = 4,
-               generations_per_prompt: int = 4, response_length: int = 24):
+               generations_per_prompt: int = 4, response_length: int = 24,
+               lr_at: Callable[[int], float] | None = None,
+               on_eval: tuple[set[int], Callable[[int, object], None]] | None = None):
     """Online RL with the playground's own GRPO engine (TRL GRPOTrainer); returns the trained policy.
     `on_step(step, metrics, rollout)` sees each step's unified metrics (reward, kl, ...) and the
-    rollout's completions, e.g. to score them with the gold judge."""
+    rollout's completions, e.g. to score them with the gold judge. `lr_at(step)` sets the learning
+    rate of each optimizer step (0-based) instead of the constant `learning_rate`. `on_eval =
+    (steps, fn)` calls fn(step, policy) before the first step (step 0) and after each listed step."""
     from transformers import TrainerCallback
 
     from ...algorithms import grpo
@@ -235,8 +267,20 @@ def train_grpo(policy, tok, reward_fn: Callable[[list[str]], list[float]], rewar
             roll = recorder.pop()
             kl_c, clip = adapter.knobs()
             metrics = unified_metrics(roll, raw, adapter.metric_keys, kl_c, clip, 0.0)
+            step = state.global_step // adapter.rollout_steps
             if on_step:
-                on_step(state.global_step // adapter.rollout_steps, metrics, roll)
+                on_step(step, metrics, roll)
+            if on_eval and step in on_eval[0]:
+                on_eval[1](step, kw["model"])
+
+        def on_step_begin(self, args, state, control, optimizer=None, **kw):
+            if lr_at:  # after the constant scheduler's own reset of the previous step
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(state.global_step)
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            if on_eval and 0 in on_eval[0]:
+                on_eval[1](0, model)
 
     adapter = grpo.build(cfg, policy, tok, recorder, prompts, lab_scratch_dir("grpo"), "cpu", [OnStep()])
     box["adapter"] = adapter
