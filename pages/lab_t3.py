@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from rlhf_core import runs
-from rlhf_core.labs.support import figures, jobs
+from rlhf_core.labs.support import figures
 from ui.common import guarded
-from ui.labs import judge_agreement, lab_section
+from ui.labs import lab_section
 
 INTRO = """
 **The paper's claim.** Human feedback is expensive, so RLHF pays for a limited number of labels and
@@ -13,8 +12,9 @@ learns a reward model from them: a cheap proxy that can score any amount of text
 good as its labels (a), and an optimiser that leans on it, RL (b) or plain best-of-n sampling (c),
 eventually finds what the proxy likes but the humans would not (Gao et al. 2022). The same idea
 works for prompts (d): learn from offline logs which prompt suits which query, instead of calling
-the model for every candidate. Here the embedded `gold-rm` plays the expensive human judge; every
-proxy learns from reviews it never saw.
+the model for every candidate. Here embedded judges play the expensive human: `gold-rm` (sentiment)
+and, for over-optimisation, gold′ (`gold-prime-rm`), which also sees degenerate text; every proxy
+learns from reviews or samples those judges label, never from the judges' own training data.
 """
 
 RM_CURVE = dict(
@@ -29,30 +29,39 @@ RM_CURVE = dict(
             "comparisons of two answers to one prompt are a different (and noisier) signal.",
 )
 OVEROPT = dict(
-    claim="#### b) Over-optimising a proxy (Gao et al. 2022)\nProxies are trained on *n* pairs labelled by the gold "
-          "judge; GRPO then maximises each proxy from the base policy while the gold judge scores every rollout.",
+    claim="#### b) Over-optimising a proxy (Gao et al. 2022)\nThe judge here is **gold′**: it learnt its own half of "
+          "the reviews *plus* pairs where a natural text beats a corrupted copy of it (words repeated, shuffled, or "
+          "the ending run on and on), so it scores degenerate text low. Each proxy learns *n* pairs of two of the "
+          "base policy's own completions, labelled by gold′ (Gao's protocol). The base policy rarely degenerates, "
+          "so those pairs almost never show the proxy what gold′ dislikes: its blind spot is built in on purpose, "
+          "and said so here. GRPO (β = 0, the learning rate climbing) then maximises each proxy; gold′ and the "
+          "proxy score fresh samples on held-out prompts at steps 0, 1, 2, 3, 4, 6, 8, 12, … Two more arms: the "
+          "earlier design's proxy judged by the judge of its own kind (`gold-rm`), where no fall is expected, and "
+          "GRPO on gold′ itself, which must not fall.",
     formula=r"R_{\text{gold}}(d) \approx d\,(\alpha - \beta \log d),\qquad d = \sqrt{\mathrm{KL}(\pi\,\|\,\pi_{\text{init}})}",
-    look_for="The proxy curves keep climbing as the policy moves away (d grows), while the gold reward rises, "
-             "peaks and falls: the policy has found what the proxy wrongly likes (read the samples in the "
-             "Playground with reward `gold-rm` vs `learned-rm` to see it). The proxy with fewer labels peaks "
-             "earlier and lower. Adding β > 0 slows the walk in d.",
-    differs="The judge and the proxies never share a review, but they are small classifiers of the same architecture "
-            "trained on the same kind of data, so their errors are still correlated (the agreement figure above), "
-            "which hides some over-optimisation a real human would catch; and the tiny "
-            "policy drifts far in a handful of steps at the high learning rate this lab uses to stay fast.",
+    look_for="Every proxy keeps climbing. Gold′ first rises with it, then, for the proxies with few labels, peaks and "
+             "falls as the samples turn repetitive: the policy has found what the proxy wrongly likes. Error bars are "
+             "±1 SE over the eval prompts; the checks ask for a fall of more than 2 SE. More labels should peak later "
+             "or not at all. The dotted arm (the correlated judge) shows why the earlier version of this lab saw no "
+             "fall: a judge with the proxy's own blind spots keeps approving. The dashed control, optimising gold′ "
+             "itself, tells whether gold′ can be hacked.",
+    differs="gold′ is a 1.35M classifier told what degenerate text looks like, not a human; the blind spot is the "
+            "one Gao's protocol gives naturally (the initial policy's samples are fluent), made visible by choosing a "
+            "judge that sees it, as Moskovitz et al. 2023 choose their evaluation metric. The policy is 1.35M "
+            "parameters and travels far in a few dozen steps.",
 )
 BON = dict(
-    claim="#### c) Best-of-n against the same proxy\nDraw *n* completions, keep the one the proxy likes best. Its "
-          "KL from the base policy is known in closed form, and one sample set gives every n through an unbiased "
-          "estimator over subsets.",
+    claim="#### c) Best-of-n against a proxy\nDraw *n* completions, keep the one the proxy likes best. Its KL from "
+          "the base policy is known in closed form, and one pool of 256 completions per prompt gives every n through "
+          "an unbiased estimator over subsets. Four proxies learn the same pairs of base-policy completions: "
+          "labelled by gold′ (clean), with 25 % or 35 % of the labels flipped (Coste et al. 2023), or labelled by "
+          "the sentiment-only `gold-rm` (blind to what gold′ sees).",
     formula=r"\mathrm{KL}_{\text{bon}} = \log n - \tfrac{n-1}{n},\qquad R_{\text{gold}}(d) \approx d\,(\alpha - \beta d)",
-    look_for="The proxy gain always climbs with n (a property of the estimator, not a finding). What Gao et al. found "
-             "is the gold curve bending over: it rises, peaks, then falls as n grows; the verdict requires that fall "
-             "to be larger than its 95 % interval over prompts. A stronger proxy (more labels) bends later, "
-             "perhaps beyond the n reached here. When the "
-             "over-optimisation lab has run with the same labels and seed, its RL points are drawn here too: "
-             "best-of-n buys more gold reward per unit of KL than RL, as Gao et al. found.",
-    differs="Gao et al. use up to n = 60,000 with a 6B policy; here n ≤ 256 with a 1.35M policy.",
+    look_for="Each proxy's own score always climbs with n (a property of the estimator, not a finding), and so does "
+             "gold′ when gold′ itself ranks (the dashed ceiling). The registered expectation for the clean proxy is "
+             "*no* bend: Coste et al. saw none up to n = 12,500 with clean labels. Noisy labels and a blind spot are "
+             "what the literature says bends gold: watch whether gold′ peaks and then falls by more than 2 SE.",
+    differs="Gao et al. go to n = 60,000 with a 6B policy; here n ≤ 256 with a 1.35M policy, and the judge is gold′.",
 )
 OIRL = dict(
     claim="#### d) Prompt-OIRL in miniature\nQueries are review endings whose true verdict is hidden; prompts are "
@@ -74,35 +83,37 @@ def draw_rm_curve(result: dict) -> None:
 
 
 def draw_overopt(result: dict) -> None:
-    judge_agreement()
+    from rlhf_core.labs.overoptimization import peak
+
     f_gold, f_proxy = figures.overoptimization(result)
     c1, c2 = st.columns(2)
     c1.plotly_chart(f_gold, width="stretch")
     c2.plotly_chart(f_proxy, width="stretch")
-    from rlhf_core.labs.overoptimization import peak
-
-    st.dataframe([{"labels": r["labels"], "β": r["beta"], "proxy accuracy": r["proxy_accuracy"],
-                   "gold peaks at d": round(peak(r)["sqrt_kl"], 2), "gold at peak": round(peak(r)["gold"], 2),
-                   "fall by the end": round(peak(r)["drop"], 2), "final d": round(peak(r)["final_sqrt_kl"], 2)}
-                  for r in result["runs"]], hide_index=True, width="stretch")
+    rows = []
+    for a in result["arms"]:
+        pk = peak(a)
+        rows.append({"arm": a["name"], "role": a["role"], "judge": a["judge"], "proxy held-out accuracy":
+                     a["proxy_accuracy"], "judge peaks at step": pk["step"], "KL at peak": round(pk["kl"], 1),
+                     "fall by the end": round(pk["fall"], 2), "SE of the fall": round(pk["se"], 2),
+                     "KL at the end": round(pk["final_kl"], 1)})
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def draw_bon(result: dict) -> None:
-    rl_runs = []
-    try:
-        overopt = jobs.status(runs.runs_root(), "overoptimization", {"seed": result["config"]["seed"]})
-        if overopt.state == "done":
-            rl_runs = [r for r in overopt.result["runs"] if r["labels"] == result["config"]["labels"]]
-    except Exception:  # noqa: BLE001 - the overlay is optional
-        rl_runs = []
-    st.plotly_chart(figures.best_of_n(result, rl_runs), width="stretch")
     from rlhf_core.labs.best_of_n import gold_bend
 
-    bend = gold_bend(result)
-    st.caption(f"Gold peaks at n = {bend['peak_n']}, then changes by {-bend['fall']['mean']:+.3f} up to n = {result['n'][-1]} "
-               f"(95 % interval of the fall [{bend['fall']['low']:+.3f}, {bend['fall']['high']:+.3f}] over "
-               f"{bend['fall']['n']} prompts). Least-squares β = {bend['beta']:.3f} (β > 0: the fit bends over). "
-               "The x axis, √(log n − (n−1)/n), is an upper bound on √KL for best-of-n (Beirami et al. 2024).")
+    f_gold, f_proxy = figures.best_of_n(result)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(f_gold, width="stretch")
+    c2.plotly_chart(f_proxy, width="stretch")
+    rows = []
+    for a in result["arms"]:
+        b = gold_bend(result, a)
+        rows.append({"arm": a["name"], "role": a["role"], "proxy held-out accuracy": a["held_out_accuracy"],
+                     "gold′ peaks at n": b["peak_n"], f"fall by n = {result['n'][-1]}": round(b["fall"]["mean"], 3),
+                     "SE": round(b["se"], 3)})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption("The x axis, √(log n − (n−1)/n), is an upper bound on √KL for best-of-n (Beirami et al. 2024).")
 
 
 def draw_oirl(result: dict) -> None:

@@ -167,8 +167,11 @@ def test_lab_runs_from_the_browser(server, page):
     page.wait_for_timeout(1000)
     if page.get_by_text("Page not found").count():
         page.keyboard.press("Escape")
+    page.get_by_text("Stored result").first.wait_for(timeout=30_000)  # the committed evidence, before any run
     page.get_by_role("button", name="Run lab").click()
-    page.get_by_text("Published shape reproduced").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Re-run").wait_for(timeout=180_000)  # this run's own result
+    assert not page.get_by_text("Stored result").count()
+    page.get_by_text("Published shape reproduced").wait_for(timeout=30_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=30_000)
     names = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.map(t => t.name)")
     assert any("T²" in n for n in names) and any("measured" in n for n in names), names
@@ -176,3 +179,39 @@ def test_lab_runs_from_the_browser(server, page):
     shot(page, "lab-compounding-error.png")
     page.reload()
     page.get_by_role("button", name="Re-run").wait_for(timeout=30_000)
+
+
+LAB_PAGES = {"/lab-pipeline": ["pipeline", "offline_online"], "/lab-compounding-error": ["compounding_error"],
+             "/lab-reward-proxy": ["rm_curve", "overoptimization", "best_of_n", "prompt_oirl"],
+             "/lab-action-space": ["action_space", "credit"], "/lab-stability": ["stability"]}
+
+
+def verdict_text(name: str) -> str:
+    """The words the page shows for a lab's stored verdict (ui.labs.show_verdict)."""
+    from rlhf_core import labs
+
+    v = labs.verdict(name, labs.stored_result(name)["result"])
+    if v["state"] == "reproduced":
+        return f"Published shape reproduced on {v['k']} of {v['n']} seeds"
+    if v["state"] == "not reproduced":
+        return f"Published shape not reproduced: it held on {v['k']} of {v['n']} seeds"
+    return "Illustration, not a test"
+
+
+@pytest.mark.parametrize("path", sorted(LAB_PAGES))
+def test_every_lab_view_opens_with_its_stored_verdict(server, page, path):
+    """A class opens a lab page with a fresh runs folder and sees, in every tab, the committed
+    5-seed result of the default settings: its verdict, its charts and the commit it came from."""
+    from rlhf_core import labs
+
+    assert sorted(n for names in LAB_PAGES.values() for n in names) == sorted(labs.LABS)
+    page.goto(server["url"] + path)
+    names = LAB_PAGES[path]
+    # every tab's stored result is in the page (inactive tabs are hidden, not absent)
+    wait_js(page, lambda pg: pg.get_by_text("Stored result").count(), lambda n: n == len(names), timeout=90)
+    for name in names:
+        stored = labs.stored_result(name)
+        assert stored and not stored["stale"], f"{name}: no current stored result"
+        assert page.get_by_text(verdict_text(name)).count() == 1, (name, verdict_text(name))
+        assert page.get_by_text(stored["evidence"]["git"]["commit"][:10]).count() >= 1, name
+    assert page.locator(".js-plotly-plot").count() >= 1

@@ -94,45 +94,49 @@ def rm_curve(result: dict) -> go.Figure:
     return _layout(fig, "Reward-model accuracy vs preference labels", "labels (pairs, log scale)", "pair accuracy")
 
 
+ROLE_DASH = {"effect": "solid", "null": "dot", "control": "dash"}
+
+
 def overoptimization(result: dict) -> list[go.Figure]:
+    """T3b: each arm's judge score and proxy score against d = √KL at the evaluation checkpoints,
+    the judge with ±1 SE over the eval prompts (solid: effect arms, dotted: the null, dashed: the
+    control)."""
+    import statistics
+
     figs = []
     palette = list(COLORS.values())
-    for key, title in (("gold", "Gold reward vs distance from the initial policy"),
-                       ("proxy", "Proxy reward vs distance from the initial policy")):
+    for key, title, y in (("gold", "Judge (gold′; gold-rm for the correlated arm) vs distance from the start",
+                           "judge score"),
+                          ("proxy", "What each arm optimises vs distance from the start", "proxy score")):
         fig = go.Figure()
-        for i, r in enumerate(result["runs"]):
-            color = palette[i % len(palette)]
-            name = f"{r['labels']} labels, β={r['beta']}"
-            fig.add_scatter(x=r["sqrt_kl"], y=r[key], name=name, line_color=color, mode="markers", opacity=0.6)
-            fit = r[f"fit_{key}"]
-            if fit.get("alpha") is not None:
-                base = r[key][0]
-                top = max(r["sqrt_kl"]) or 1.0
-                ds = [top * j / 50 for j in range(1, 51)]
-                fig.add_scatter(x=ds, y=[base + d * (fit["alpha"] - fit["beta"] * math.log(d)) for d in ds],
-                                line_color=color, name=f"{name}: least-squares d(α − β log d)", **REFERENCE)
-        figs.append(_layout(fig, title, "d = √KL", f"{key} reward"))
+        for i, a in enumerate(result["arms"]):
+            error = None
+            if key == "gold":
+                se = [statistics.stdev(x) / math.sqrt(len(x)) for x in a["gold_per_prompt"]]
+                error = dict(type="data", array=se, visible=True, thickness=1)
+            fig.add_scatter(x=a["sqrt_kl"], y=a[key], error_y=error, mode="lines+markers",
+                            name=f"{a['name']} ({a['role']})", line=dict(color=palette[i % len(palette)],
+                                                                         dash=ROLE_DASH.get(a["role"], "solid")),
+                            text=[f"step {s}, KL {k:.1f}" for s, k in zip(a["step"], a["kl"])])
+        figs.append(_layout(fig, title, "d = √KL (nats^½)", y))
     return figs
 
 
-def best_of_n(result: dict, rl_runs: list[dict] | None = None) -> go.Figure:
-    d, gold, proxy = result["sqrt_kl"], result["gold"], result["proxy"]
-    fit = result["fit_gold"]
-    fig = go.Figure()
-    fig.add_scatter(x=d, y=[g - gold[0] for g in gold], text=[f"n={n}" for n in result["n"]],
-                    name="best-of-n: gold gain", line_color=COLORS["c"], **MEASURED)
-    fig.add_scatter(x=d, y=[p - proxy[0] for p in proxy], text=[f"n={n}" for n in result["n"]],
-                    name="best-of-n: proxy gain", line_color=COLORS["d"], **MEASURED)
-    ds = [d[-1] * j / 50 for j in range(51)]
-    fig.add_scatter(x=ds, y=[x * (fit["alpha"] - fit["beta"] * x) for x in ds], line_color=COLORS["c"],
-                    name=f"least-squares d(α − βd): α={fit['alpha']:.2f}, β={fit['beta']:.2f}", **REFERENCE)
-    for r in rl_runs or []:
-        fig.add_scatter(x=r["sqrt_kl"], y=[g - r["gold"][0] for g in r["gold"]], mode="markers",
-                        marker=dict(symbol="x", color=COLORS["a"]), opacity=0.6,
-                        name=f"RL, same proxy recipe ({r['labels']} labels, β={r['beta']}): gold gain")
-    return _layout(fig, "Best-of-n: gain over n=1 vs d = √(log n − (n−1)/n)",
-                   "d = √(log n − (n−1)/n): an upper bound on √KL of best-of-n (Beirami et al. 2024)",
-                   "gain over n=1")
+def best_of_n(result: dict) -> list[go.Figure]:
+    """T3c: gold′ and proxy of each arm's best-of-n against d = √KL_bon, gains over n = 1."""
+    palette = list(COLORS.values())
+    d = result["sqrt_kl"]
+    figs = []
+    for key, title in (("gold_curve", "Gold′ of the proxy's best of n: gain over n = 1"),
+                       ("proxy_curve", "The proxy's own score of its best of n: gain over n = 1")):
+        fig = go.Figure()
+        for i, a in enumerate(result["arms"]):
+            curve = a[key]
+            fig.add_scatter(x=d, y=[g - curve[0] for g in curve], text=[f"n={n}" for n in result["n"]],
+                            name=f"{a['name']} ({a['role']})", mode="lines+markers",
+                            line=dict(color=palette[i % len(palette)], dash=ROLE_DASH.get(a["role"], "solid")))
+        figs.append(_layout(fig, title, "d = √(log n − (n−1)/n)", "gain over n = 1"))
+    return figs
 
 
 def prompt_oirl(result: dict) -> list[go.Figure]:
@@ -342,29 +346,48 @@ def credit(result: dict, sample: int = 0) -> list[go.Figure]:
 
 
 def offline_online(result: dict) -> list[go.Figure]:
-    """Gold reward against KL from the start along each method's training (one point per
-    evaluation), and the paired gains at matched KL with their 95 % intervals."""
-    from ..offline_online import LABELS, matched
+    """Per pair condition, every evaluation of every run as gold vs KL (faint), each method's KL-binned
+    frontier (bold), and the gaps (online − DPO per condition, and their difference) with 95 %
+    intervals over the held-out prompts."""
+    from ..offline_online import BINS, CONDITIONS, LABELS, frontier, gap
+    from .common import paired_ci
 
-    colors = {"dpo": COLORS["b"], "rlhf": COLORS["a"], "sft": COLORS["c"]}
-    f1 = go.Figure()
-    for method, path in result["paths"].items():
-        f1.add_scatter(x=[p["kl"] for p in path], y=[p["gold"] for p in path], name=LABELS[method],
-                       text=[f"step {p['step']}" for p in path], line_color=colors[method], **MEASURED)
-    _layout(f1, "Gold reward vs KL from the start, along training", "KL(π ‖ start) (nats)", "gold reward")
-    f2 = go.Figure()
+    colors = {"dpo": COLORS["b"], "online": COLORS["a"]}
+    figs = []
+    for condition in CONDITIONS:
+        fig = go.Figure()
+        for r in result["runs"]:
+            if r["condition"] != condition:
+                continue
+            fig.add_scatter(x=[p["kl"] for p in r["path"]], y=[p["gold"] for p in r["path"]], mode="lines+markers",
+                            line=dict(color=colors[r["method"]], width=1), opacity=0.35,
+                            name=f"{LABELS[r['method']]}, β={r['beta']:g}", text=[f"step {p['step']}" for p in r["path"]])
+        for method in ("dpo", "online"):
+            best = frontier(result, condition, method)
+            xs = sorted(best)
+            fig.add_scatter(x=[best[i]["kl"] for i in xs], y=[best[i]["gold"] for i in xs], mode="lines+markers",
+                            line=dict(color=colors[method], width=3), name=f"{LABELS[method]}: frontier")
+        for lo, _hi in BINS[1:]:
+            fig.add_vline(x=lo, line=dict(color="#ccc", dash="dot"))
+        figs.append(_layout(fig, f"{condition.replace('_', '-')} pairs: gold vs KL from the start",
+                            "KL(π ‖ start) (nats)", "gold reward"))
     names, means, lows, highs = [], [], [], []
-    for better, worse in (("rlhf", "dpo"), ("dpo", "sft"), ("rlhf", "sft")):
-        try:
-            g = matched(result, better, worse)
-        except ValueError:
-            continue
-        names.append(f"{better} − {worse}<br>at KL {g['kl']:.1f}")
-        means.append(g["mean"])
-        lows.append(g["mean"] - g["low"])
-        highs.append(g["high"] - g["mean"])
-    f2.add_bar(x=names, y=means, marker_color=COLORS["d"], name="paired gold gain",
+    gaps = {c: gap(result, c) for c in CONDITIONS}
+    for c, g in gaps.items():
+        if g is not None:
+            names.append(f"online − DPO<br>{c.replace('_', '-')} pairs")
+            means.append(g["mean"])
+            lows.append(g["mean"] - g["low"])
+            highs.append(g["high"] - g["mean"])
+    if all(gaps.values()):
+        d = paired_ci(gaps["off_policy"]["per_prompt"], gaps["reference"]["per_prompt"])
+        names.append("off-policy gap<br>− reference gap")
+        means.append(d["mean"])
+        lows.append(d["mean"] - d["low"])
+        highs.append(d["high"] - d["mean"])
+    f3 = go.Figure()
+    f3.add_bar(x=names, y=means, marker_color=COLORS["d"], name="paired gold gap",
                error_y=dict(type="data", symmetric=False, array=highs, arrayminus=lows))
-    f2.add_hline(y=0, line_color="#999")
-    _layout(f2, "Gold gain at matched KL (95 % interval over held-out prompts)", "comparison", "gold gain")
-    return [f1, f2]
+    f3.add_hline(y=0, line_color="#999")
+    figs.append(_layout(f3, "Gaps on the frontiers (95 % interval over held-out prompts)", "", "gold gap"))
+    return figs
