@@ -41,10 +41,10 @@ class LabInfo:
 
 LABS = {
     "pipeline": LabInfo("pipeline", "T1", "demos -> SFT -> reward model -> online RL"),
-    "offline_online": LabInfo("offline_online", "T1", "offline DPO vs online RLHF vs SFT on the same preference pairs"),
+    "offline_online": LabInfo("offline_online", "T1", "offline DPO vs online RLHF on the same preference pairs, from two sources"),
     "rm_curve": LabInfo("rm_curve", "T3", "reward-model accuracy vs number of preference labels"),
-    "overoptimization": LabInfo("overoptimization", "T3", "proxy vs gold reward as RL moves away (Gao et al.)"),
-    "best_of_n": LabInfo("best_of_n", "T3", "best-of-n sampling against a proxy reward"),
+    "overoptimization": LabInfo("overoptimization", "T3", "proxy vs gold′ reward as RL moves away (Gao et al.)"),
+    "best_of_n": LabInfo("best_of_n", "T3", "best-of-n sampling against clean, noisy and blind proxies"),
     "prompt_oirl": LabInfo("prompt_oirl", "T3", "choosing prompts with an offline reward model"),
     "compounding_error": LabInfo("compounding_error", "T2", "behaviour cloning vs online imitation over horizon T"),
     "action_space": LabInfo("action_space", "T4", "vocabulary size and reward sparsity vs steps to learn"),
