@@ -20,7 +20,7 @@ So PPO learners (Stable-Baselines3) write 8-token sequences and get one sequence
 end. Clipped and unclipped PPO each fit every batch for K = 1, 4 and 10 epochs of 8 minibatches
 (Schulman et al. used 10), plus a null pair with a single gradient step per batch, plus clipped PPO
 that fits each fresh batch together with the 3 batches before it (as many gradient steps as K = 4, on
-older data), and DQN as a description. Every arm sweeps the same learning rates over two decades;
+older data), and DQN (off-policy, value-based) beside one-epoch clipped PPO on 16 tokens and on 64. Every arm sweeps the same learning rates over two decades;
 gradient-norm clipping is off, since it can stand in for the ratio clip (Engstrom et al. 2020).
 An arm's **stable band** is the number of rates where none of its seeds collapsed.
 """
@@ -34,7 +34,8 @@ Compare the blues (clipped) with the reds (unclipped) at the same darkness (the 
 epoch they are close, with 10 the reds collapse from a lower rate on, while the blues hold. The two
 greys (one gradient step per batch) lie on top of each other: there the clip cannot act. Orange
 (replayed older batches) against the middle blue (K = 4, the same gradient steps on fresh data) is
-the on-policy half of the claim. Below, pick a rate to see the runs: reward per seed, KL from the
+the on-policy half of the claim. DQN (purple) is expected to tie PPO on 16 tokens and to fall behind
+on 64 (dark purple against cyan). Below, pick a rate to see the runs: reward per seed, KL from the
 initial policy, and the size of each update; unclipped updates are larger before they collapse.
 The verdict above lists each registered check and what each seed showed."""
 DIFFERS = """The "language model" is a small MLP that sees the last token, the position and how many

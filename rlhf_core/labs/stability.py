@@ -20,9 +20,9 @@ in for the ratio clip; `grad_clip` turns it on):
 - `clip_replay3` (on-policy data): clipped PPO that fits each fresh batch together with the last 3
   batches as they were collected (older policies' samples, importance-weighted by the ratio), one
   epoch: the same gradient steps per batch as `clip_k4`, on older data.
-- `q_learning` (descriptive, no check): DQN with replay, a target network and epsilon-greedy, at the
-  same multiples of its own default rate. On 16 tokens a tie with PPO is the expectation; the
-  action-space comparison is T4's.
+- `q_learning` (null) and `q_learning_v64` beside `clip_k1_v64` (effect): DQN with replay, a target
+  network and epsilon-greedy, at the same multiples of its own default rate, on 16 tokens and on 64.
+  On 16 a tie with one-epoch clipped PPO is the expectation; on 64 PPO's lead should grow (T4).
 
 Every arm sweeps the same learning-rate grid (5 rates over two decades), `seeds` seeds each, the same
 env-step budget. Per run: the exact expected reward at checkpoints, KL from the initial policy, the
@@ -38,8 +38,9 @@ small rates, which confounded the earlier design's count of "rates where it work
 Checks (registered before the evidence run; docs/LABS.md lists them with each arm's expectation):
 `learns` (the grid is fit for the task), `null_arms_match`, `clip_wider_with_reuse` (at K = 10 the
 clipped band is at least 2 rates wider), `unclipped_band_shrinks` and `clipped_band_holds` (the dose
-over K), and `fresh_beats_replay`. The grid and the replay size were chosen on a pilot replicate at
-seed 100, outside the evidence seeds (0-9).
+over K), `fresh_beats_replay`, and for DQN `value_based_ties_small` and `value_based_falls_behind`
+(registered after the others, with their own evidence run). The grid and the replay size were chosen
+on a pilot replicate at seed 100, outside the evidence seeds (0-9).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from .support.verdict import Check
 NAME = "stability"
 NO_CLIP = 1e6  # a clip range no probability ratio reaches: PPO without its trust region
 LOCKED_PROB = 0.99  # a state whose policy puts more than this on one wrong token is "locked"
-MAX_RUNS = 100  # arms x rates x seeds in one replicate: the interactive budget (about a minute on 2 cores)
+MAX_RUNS = 120  # arms x rates x seeds in one replicate: the interactive budget (about a minute on 2 cores)
 PER_SEED = ("final_reward", "best_reward", "collapsed", "locked_share", "largest_drop", "final_entropy",
             "final_kl", "reward_curves", "kl_curves", "update_kl_curves", "clip_fraction", "update_approx_kl",
             "seconds")
@@ -77,6 +78,7 @@ class Arm:
     minibatches: int | None = None  # gradient steps per pass (M); None: the `minibatches` setting
     replay: int = 0            # older batches (from older policies) fitted beside each fresh one
     dqn: bool = False
+    vocab: int | None = None   # the action space V when it is not the `vocab_size` setting
 
 
 def arms(cfg: "Config") -> list[Arm]:
@@ -100,8 +102,13 @@ def arms(cfg: "Config") -> list[Arm]:
                        f"on fresh data): near-on-policy data is part of PPO's stability",
                        epochs=1, replay=cfg.replay_batches))
     if cfg.dqn:
-        out.append(Arm("q_learning", "null", f"descriptive, no check: on {cfg.vocab_size} tokens a value-based "
-                       "learner can tie PPO (the action-space comparison is T4's)", dqn=True))
+        out.append(Arm("q_learning", "null", f"on {cfg.vocab_size} tokens DQN works at about as many rates as "
+                       "clip_k1 (within one): a tie on a small action space", dqn=True))
+        for v in cfg.dqn_vocab_sizes:
+            out.append(Arm(f"clip_k1_v{v}", "control", f"clipped PPO, one epoch, on {v} tokens: DQN's partner",
+                           vocab=v))
+            out.append(Arm(f"q_learning_v{v}", "effect", f"on {v} tokens DQN falls further behind clip_k1_v{v} than "
+                           f"on {cfg.vocab_size} (T4: value learning over a larger action space)", dqn=True, vocab=v))
     return out
 
 
@@ -125,7 +132,10 @@ class Config(LabConfig):
     replay_batches: int = knob(3, "The on-policy-data arm: clipped PPO fits each fresh batch together with this many "
                                "older batches (sampled by older policies, importance-weighted by the clip's ratio) "
                                "in one epoch; 0 drops the arm.", lo=0, hi=9, advanced=True)
-    dqn: bool = knob(True, "Also run DQN (off-policy, value-based) over the grid, as a description.", advanced=True)
+    dqn: bool = knob(True, "Also run DQN (off-policy, value-based) over the grid, on `vocab_size` tokens and on each "
+                     "of `dqn_vocab_sizes` (with one-epoch clipped PPO beside it there).", advanced=True)
+    dqn_vocab_sizes: list[int] = knob([64], "Larger action spaces where DQN and one-epoch clipped PPO also run.",
+                                      lo=8, hi=128, advanced=True)
     dqn_rate_divisor: float = knob(3.0, "Q-learning's rates are the PPO rates divided by this: 3 is the ratio of "
                                    "Stable-Baselines3's default rates (PPO 3e-4, DQN 1e-4).", lo=0.1, hi=30.0,
                                    advanced=True)
@@ -245,8 +255,8 @@ def _make_learner(arm: Arm, cfg: Config, seed: int, learning_rate: float):
 
     from .support.token_env import TokenVecEnv
 
-    venv = TokenVecEnv(cfg.sequences_per_batch, vocab_size=cfg.vocab_size, length=cfg.length, reward=cfg.reward,
-                       task_seed=cfg.seed)
+    venv = TokenVecEnv(cfg.sequences_per_batch, vocab_size=arm.vocab or cfg.vocab_size, length=cfg.length,
+                       reward=cfg.reward, task_seed=cfg.seed)
     # Adam's multi-tensor ("foreach") update: the same numbers, about a tenth less time for these tiny
     # networks; eps is SB3's own default for each (1e-5 for PPO's policy, torch's 1e-8 for DQN's)
     net = dict(net_arch=[cfg.hidden, cfg.hidden],
@@ -368,7 +378,7 @@ def _run_one(arm: Arm, cfg: Config, seed: int, learning_rate: float) -> dict:
 
     t0 = time.perf_counter()
     setup_torch(cfg.threads, seed)
-    env = TokenEnv(vocab_size=cfg.vocab_size, length=cfg.length, reward=cfg.reward, task_seed=cfg.seed)
+    env = TokenEnv(vocab_size=arm.vocab or cfg.vocab_size, length=cfg.length, reward=cfg.reward, task_seed=cfg.seed)
     model = _make_learner(arm, cfg, seed, learning_rate)
     checkpoints = _checkpoints(env, arm.dqn, every=checkpoint_every(cfg))
     model.learn(budget(cfg), callback=checkpoints)
@@ -455,7 +465,8 @@ def run(cfg: Config, progress=None) -> dict:
         data["std_final_reward"] = [round(float(np.std(f)), 4) for f in data["final_reward"]]
         data["collapses"] = [int(sum(c)) for c in data["collapsed"]]
         data["arm"] = {"role": arm.role, "expect": arm.expect, "clip": arm.clip, "epochs": arm.epochs,
-                       "minibatches": arm.minibatches or cfg.minibatches, "replay": arm.replay, "dqn": arm.dqn}
+                       "minibatches": arm.minibatches or cfg.minibatches, "replay": arm.replay, "dqn": arm.dqn,
+                       "vocab": arm.vocab or cfg.vocab_size}
         methods[arm.name] = data
     result = {
         "lab": NAME, "config": cfg.model_dump(), "methods": methods, "steps": steps,
@@ -484,19 +495,21 @@ NULL_TOLERANCE = 1e-6  # float noise in an expected reward between two runs of t
 WIDER_BY = 2  # grid points: clipped reuse must work at this many more rates than unclipped (literature §3.3)
 
 
-def _bar(result: dict, share: float) -> float:
-    uniform, best = result["uniform_reward"], result.get("max_reward", 1.0)
-    return uniform + share * (best - uniform)
+def _bar(result: dict, share: float, name: str | None = None) -> float:
+    """`share` of the way from the uniform policy's reward (1/V, V the arm's action space) to 1."""
+    vocab = result["methods"][name]["arm"].get("vocab") if name else None
+    uniform = 1.0 / vocab if vocab else result["uniform_reward"]
+    return uniform + share * (result.get("max_reward", 1.0) - uniform)
 
 
-def learn_bar(result: dict) -> float:
+def learn_bar(result: dict, name: str | None = None) -> float:
     """The mean final reward an arm must reach at a rate to count as learning there."""
-    return _bar(result, result["config"]["learn_share"])
+    return _bar(result, result["config"]["learn_share"], name)
 
 
 def works(result: dict, name: str) -> list[bool]:
-    """Per rate: no seed collapsed and the mean final reward reached the learning bar."""
-    d, bar = result["methods"][name], learn_bar(result)
+    """Per rate: no seed collapsed and the mean final reward reached the arm's learning bar."""
+    d, bar = result["methods"][name], learn_bar(result, name)
     return [not any(c) and float(np.mean(f)) >= bar for f, c in zip(d["final_reward"], d["collapsed"])]
 
 
@@ -591,6 +604,33 @@ def _fresh_beats_replay(result: dict) -> str | None:
     return f"{how}: {_describe(result, fresh)}; {_describe(result, replay)}"
 
 
+def _works_count(result: dict, name: str) -> int:
+    return sum(works(result, name))
+
+
+def _value_based_ties_small(result: dict) -> str | None:
+    if "q_learning" not in result["methods"]:
+        return "needs the DQN arm (dqn = true)"
+    ppo, dqn = _works_count(result, "clip_k1"), _works_count(result, "q_learning")
+    if abs(ppo - dqn) <= 1:
+        return None
+    return (f"on {result['config']['vocab_size']} tokens clip_k1 works at {ppo} rates and DQN at {dqn}: not a tie "
+            f"(within one)")
+
+
+def _value_based_falls_behind(result: dict) -> str | None:
+    sizes = result["config"].get("dqn_vocab_sizes") or []
+    if "q_learning" not in result["methods"] or not sizes:
+        return "needs the DQN arms (dqn = true, dqn_vocab_sizes)"
+    small = _works_count(result, "clip_k1") - _works_count(result, "q_learning")
+    v = max(sizes)
+    large = _works_count(result, f"clip_k1_v{v}") - _works_count(result, f"q_learning_v{v}")
+    if large > small:
+        return None
+    return (f"PPO's lead over DQN in rates where it works was {small:+d} on {result['config']['vocab_size']} tokens "
+            f"and {large:+d} on {v}: it did not grow with the action space")
+
+
 SUN = "Sun 2023, takeaway 5: stability from (almost) on-policy data and conservative updates"
 CHECKS = [
     Check("learns", "Clipped PPO with one epoch learns the task: at some rate of the grid no seed collapses and its "
@@ -625,6 +665,16 @@ CHECKS = [
           "R older batches from older policies once each: the same gradient steps, older data.", SUN,
           "The clip's importance ratio can make old samples harmless (they are mostly clipped), so the two can tie or "
           "replay can win; test: the two arms' results swapped.", _fresh_beats_replay),
+    Check("value_based_ties_small", "Null: on the small action space (16 tokens) DQN works (learns without a "
+          "collapse) at as many rates as one-epoch clipped PPO, within one.",
+          "Issue design of T5 (a tie on a small action space is the expectation); Sun 2023, takeaway 4",
+          "A value-based learner that broke down even on 16 tokens would trail; test: DQN's results replaced by its "
+          "results with every seed marked collapsed.", _value_based_ties_small),
+    Check("value_based_falls_behind", "Effect: PPO's lead over DQN (rates where each works) is larger on 64 tokens "
+          "than on 16.",
+          "Sun 2023, takeaways 4 and 5: a huge action space makes value-based learning hard, PPO's edge is stability",
+          "If the action space did not matter to DQN more than to PPO, the leads would match; test: the 64-token "
+          "arms given the 16-token arms' results.", _value_based_falls_behind),
 ]
 
 
@@ -633,11 +683,15 @@ def headline(result: dict) -> str:
     n = len(ms["clip_k1"]["learning_rates"])
     ks = _epochs(result)
     replay = next((m for m in ms if m.startswith("clip_replay")), None)
+    sizes = [v for v in result["config"].get("dqn_vocab_sizes") or [] if f"q_learning_v{v}" in ms]
+    dqn = "" if "q_learning" not in ms else (
+        f"; rates where PPO/DQN work on {result['config']['vocab_size']} tokens "
+        f"{_works_count(result, 'clip_k1')}/{_works_count(result, 'q_learning')}"
+        + "".join(f", on {v} {_works_count(result, f'clip_k1_v{v}')}/{_works_count(result, f'q_learning_v{v}')}"
+                  for v in sizes))
     return (f"stable rates (of {n}) at K = {'/'.join(map(str, ks))}: clipped "
             f"{'/'.join(map(str, _bands(result, 'clip')))}, unclipped {'/'.join(map(str, _bands(result, 'noclip')))}"
-            + (f"; replay {band(result, replay)}" if replay else "")
-            + (f"; DQN {band(result, 'q_learning')}" if "q_learning" in ms else "")
-            + f"; null gap {null_gap(result):.1g}")
+            + (f"; replay {band(result, replay)}" if replay else "") + dqn + f"; null gap {null_gap(result):.1g}")
 
 
 def design(cfg: Config) -> dict:

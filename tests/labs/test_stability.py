@@ -87,7 +87,9 @@ def test_quick_run_measures_every_arm_at_every_rate(quick_replicates):
         cfg, seeds, steps = r["config"], r["seeds"], r["steps"]
         assert steps[0] == 0 and steps[-1] == r["steps_per_run"] and steps == sorted(steps)
         names = [a.name for a in stability.arms(labs.config("stability", cfg))]
-        assert list(r["methods"]) == names and {"clip_k10", "noclip_k10", "clip_replay3", "q_learning"} <= set(names)
+        assert list(r["methods"]) == names and {"clip_k10", "noclip_k10", "clip_replay3", "q_learning",
+                                                "q_learning_v64", "clip_k1_v64"} <= set(names)
+        assert r["methods"]["q_learning_v64"]["arm"]["vocab"] == 64 and r["methods"]["q_learning"]["arm"]["vocab"] == 16
         for name in names:
             m = r["methods"][name]
             rates = m["learning_rates"]
@@ -185,6 +187,30 @@ def test_fresh_beats_replay_follows_the_data(quick_replicates):
             assert after and after.startswith("tied")
         else:
             assert (before is None) != (after is None), (before, after)
+
+
+def test_value_based_checks_follow_the_data(quick_replicates):
+    ties, grows = _check("value_based_ties_small"), _check("value_based_falls_behind")
+    for r in quick_replicates:
+        ms = r["methods"]
+        assert ties.test(_with(r, q_learning=ms["clip_k1"])) is None  # identical learners tie
+        # the effect removed: DQN broken on the small action space already, so no tie
+        broken = _collapsed_everywhere(ms["q_learning"])
+        seen = ties.test(_with(r, q_learning=broken, clip_k1=ms["clip_k1_m1"] | {"final_reward": [
+            [1.0] * len(c) for c in ms["clip_k1_m1"]["final_reward"]]}))
+        assert seen and "not a tie" in seen
+        # the 64-token arms given the 16-token arms' results: the lead cannot grow
+        same = _with(r, clip_k1_v64=ms["clip_k1"] | {"arm": ms["clip_k1_v64"]["arm"]},
+                     q_learning_v64=ms["q_learning"] | {"arm": ms["q_learning_v64"]["arm"]})
+        same["methods"]["clip_k1_v64"]["arm"] = dict(ms["clip_k1"]["arm"])
+        same["methods"]["q_learning_v64"]["arm"] = dict(ms["q_learning"]["arm"])
+        assert grows.test(same) and "did not grow" in grows.test(same)
+        # the effect added: a tie on 16 tokens, and on 64 DQN collapses at every rate while PPO works as on 16
+        added = _with(r, q_learning=ms["clip_k1"] | {"arm": dict(ms["q_learning"]["arm"])},
+                      q_learning_v64=_collapsed_everywhere(ms["q_learning_v64"]),
+                      clip_k1_v64=ms["clip_k1"] | {"arm": dict(ms["clip_k1"]["arm"])})
+        if any(stability.works(r, "clip_k1")):
+            assert grows.test(added) is None, grows.test(added)
 
 
 def test_verdict_recomputes_from_the_raw_series(quick_replicates):

@@ -171,7 +171,7 @@ def safe_log(x: float) -> float:
 # T5 arms: clipped in blues and unclipped in reds, darker with more epochs; the null pair in greys
 STABILITY_COLORS = {"clip_k1_m1": "#7f7f7f", "noclip_k1_m1": "#c7c7c7", "clip_k1": "#9ecae1", "clip_k4": "#4292c6",
                     "clip_k10": "#08519c", "noclip_k1": "#fc9272", "noclip_k4": "#ef3b2c", "noclip_k10": "#99000d",
-                    "q_learning": "#9467bd"}
+                    "q_learning": "#9467bd", "q_learning_v64": "#54278f", "clip_k1_v64": "#17becf"}
 
 
 def _stability_color(name: str) -> str:
