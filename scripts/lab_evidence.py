@@ -61,18 +61,32 @@ def registrations() -> dict:
         return json.load(f)
 
 
-def register(names: list[str]) -> None:
-    """Record HEAD as the registration of each lab: its checks and expected outcomes are committed."""
+def register(names: list[str], why: str | None = None) -> None:
+    """Record HEAD as the registration of each lab: its checks and expected outcomes are committed.
+    Registering a lab again keeps the earlier registration, with the verdict its evidence gave and
+    `why` the design changed, so LABS.md reports both verdicts."""
     dirty = git("status", "--porcelain", "--", *(f for n in names for f in lab_files(n))).stdout.strip()
     if dirty:
         raise SystemExit(f"commit the lab's checks before registering them; uncommitted:\n{dirty}")
     regs = registrations()
     head = git("rev-parse", "HEAD").stdout.strip()
+    evidence = json.load(open(EVIDENCE)) if os.path.exists(EVIDENCE) else {"labs": {}}
     for name in names:
         if not hasattr(labs.module(name), "design"):
             raise SystemExit(f"lab '{name}' has no design(cfg): nothing to register")
+        earlier = []
+        if name in regs:
+            if not why:
+                raise SystemExit(f"lab '{name}' is registered already: say why its design changes (--why)")
+            e = evidence["labs"].get(name, {})
+            measured = e.get("design", {}).get("registered_at") == regs[name]["registered_at"]
+            earlier = regs[name].get("earlier", []) + [{
+                "registered_at": regs[name]["registered_at"], "why_changed": why,
+                "evidence_at": e["git"]["commit"] if measured else None,
+                "verdict": verdict_cell(e) if measured else "no evidence run",
+                "per_seed_problems": [s["problems"] for s in e.get("per_seed", [])] if measured else []}]
         regs[name] = {"registered_at": head, "files": lab_files(name),
-                      "committed_at": git("show", "-s", "--format=%cI", head).stdout.strip()}
+                      "committed_at": git("show", "-s", "--format=%cI", head).stdout.strip(), "earlier": earlier}
     with open(REGISTRATIONS, "w") as f:
         json.dump(regs, f, indent=1)
         f.write("\n")
@@ -178,6 +192,10 @@ def labs_md(evidence: dict) -> str:
                 out += [f"| `{arm['name']}` | {arm['role']} | {arm['expect']} |" for arm in d["arms"]]
                 reach = {k: v for k, v in d.items() if k not in ("arms", "registered_at", "changed_since_registration")}
                 out += ["", "Range reached: " + ", ".join(f"`{k}` = {v}" for k, v in reach.items()) + ".", ""]
+                for old in registrations().get(name, {}).get("earlier", []):
+                    out += [f"Earlier registration {old['registered_at'][:10]}: {old['verdict']}"
+                            + (f" (evidence at {old['evidence_at'][:10]})" if old["evidence_at"] else "")
+                            + f". Changed because: {old['why_changed']}", ""]
             for s in e.get("per_seed", []):
                 out.append(f"- seed {s['seed']}: {s['headline']}" + (
                     "" if not s["problems"] else " — not shown: " + "; ".join(s["problems"])))
@@ -216,9 +234,10 @@ def main(argv=None) -> int:
     p.add_argument("--docs-only", action="store_true", help="rewrite LABS.md and the README table from the JSON")
     p.add_argument("--register", nargs="+", choices=list(labs.LABS), metavar="LAB",
                    help="record HEAD as these labs' registration (docs/lab-registrations.json) and exit")
+    p.add_argument("--why", help="with --register, for a lab registered before: why its design changed")
     a = p.parse_args(argv)
     if a.register:
-        register(a.register)
+        register(a.register, a.why)
         return 0
     evidence = {"labs": {}}
     if os.path.exists(EVIDENCE):
