@@ -4,7 +4,7 @@ import streamlit as st
 
 from rlhf_core.labs.support import figures
 from ui.common import guarded
-from ui.labs import judge_agreement, lab_section
+from ui.labs import judge_agreement, lab_section, side_by_side
 
 CLAIM = """
 **The paper's claim.** RLHF is not "RL from scratch": it is *inverse* RL from offline data, done
@@ -90,9 +90,7 @@ each run takes the same few dozen steps of 16, and each sweep has two settings."
 
 def draw_offline_online(result: dict) -> None:
     f_ref, f_off, f_gap = figures.offline_online(result)
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(f_ref, width="stretch")
-    c2.plotly_chart(f_off, width="stretch")
+    side_by_side(f_ref, f_off)
     st.plotly_chart(f_gap, width="stretch")
     rows = []
     for condition, pairs in result["pairs"].items():

@@ -2,9 +2,11 @@
 
 import streamlit as st
 
+from rlhf_core.labs.best_of_n import gold_bend
+from rlhf_core.labs.overoptimization import peak
 from rlhf_core.labs.support import figures
 from ui.common import guarded
-from ui.labs import lab_section
+from ui.labs import lab_section, side_by_side
 
 INTRO = """
 **The paper's claim.** Human feedback is expensive, so RLHF pays for a limited number of labels and
@@ -83,12 +85,7 @@ def draw_rm_curve(result: dict) -> None:
 
 
 def draw_overopt(result: dict) -> None:
-    from rlhf_core.labs.overoptimization import peak
-
-    f_gold, f_proxy = figures.overoptimization(result)
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(f_gold, width="stretch")
-    c2.plotly_chart(f_proxy, width="stretch")
+    side_by_side(*figures.overoptimization(result))
     rows = []
     for a in result["arms"]:
         pk = peak(a)
@@ -100,12 +97,7 @@ def draw_overopt(result: dict) -> None:
 
 
 def draw_bon(result: dict) -> None:
-    from rlhf_core.labs.best_of_n import gold_bend
-
-    f_gold, f_proxy = figures.best_of_n(result)
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(f_gold, width="stretch")
-    c2.plotly_chart(f_proxy, width="stretch")
+    side_by_side(*figures.best_of_n(result))
     rows = []
     for a in result["arms"]:
         b = gold_bend(result, a)

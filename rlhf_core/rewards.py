@@ -85,6 +85,9 @@ STATIC_SPECS = {
     "gold-rm": RewardSpec("gold-rm", "Independent judge: its own half of the IMDB training reviews (disjoint "
                           "from every proxy's), its own seed, initialised from the SFT policy: the 'gold' "
                           "stand-in for human judgement in the over-optimization labs.", (-math.inf, math.inf)),
+    "gold-prime-rm": RewardSpec("gold-prime-rm", "gold′: gold-rm also taught to rank natural review text above "
+                                "corrupted copies (words repeated, shuffled or run on), so degenerate text scores "
+                                "low: the judge of the T3 over-optimization labs.", (-math.inf, math.inf)),
     "length": RewardSpec("length", "Closeness of the completion's word count to a target (length:N, default 20): "
                          "1 on target, falling linearly to -1.", (-1.0, 1.0)),
     "keyword": RewardSpec("keyword", "keyword:<word> gives 1 when the completion contains the word, else 0.",
@@ -269,6 +272,10 @@ def _file(arg: str | None, allow_code: bool) -> Reward:
     return Reward(spec_, call)
 
 
+REWARD_CHOICES = ("vader, learned-rm, gold-rm, gold-prime-rm, length[:N], keyword:<word>, hub:<model id>[:<label>], "
+                  "file:<path>:<function>")
+
+
 def get_reward(name: str = DEFAULT_REWARD, allow_code: bool = False) -> Reward:
     """Build a reward by name. Raises RewardError with a user-facing message."""
     if not isinstance(name, str) or not name.strip():
@@ -291,8 +298,7 @@ def get_reward(name: str = DEFAULT_REWARD, allow_code: bool = False) -> Reward:
         return _hub(arg)
     if kind == "file":
         return _file(arg, allow_code)
-    raise RewardError(f"unknown reward '{name}'; choose one of: vader, learned-rm, gold-rm, length[:N], "
-                      "keyword:<word>, hub:<model id>[:<label>], file:<path>:<function>")
+    raise RewardError(f"unknown reward '{name}'; choose one of: {REWARD_CHOICES}")
 
 
 def list_rewards() -> list[dict]:
@@ -316,5 +322,4 @@ def check_reward_name(name: str) -> None:
                               + {"keyword": "keyword:great", "hub": "hub:lvwerra/distilbert-imdb",
                                  "file": "file:rewards/example.py:exclamations"}[kind])
         return
-    raise RewardError(f"unknown reward '{name}'; choose one of: vader, learned-rm, gold-rm, length[:N], "
-                      "keyword:<word>, hub:<model id>[:<label>], file:<path>:<function>")
+    raise RewardError(f"unknown reward '{name}'; choose one of: {REWARD_CHOICES}")

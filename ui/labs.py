@@ -150,6 +150,13 @@ def judge_agreement() -> None:
                f"ending {info['same_preference']:.0%} of the time; their scores correlate at {info['score_correlation']:.2f}.")
 
 
+def side_by_side(left, right) -> None:
+    """Two plotly figures in two columns."""
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(left, width="stretch")
+    c2.plotly_chart(right, width="stretch")
+
+
 def show_verdict(name: str, result: dict) -> None:
     """The three verdict states, recomputed from the raw series: green only for `reproduced`."""
     v = verdict(name, result)
