@@ -80,7 +80,14 @@ def cmd_train(a) -> int:
         if bar:
             bar.close()
     if not state.is_main_process:
-        return EXIT_OK if status in ("finished", "stopped") else EXIT_FAIL
+        # A helper rank writes nothing and its collectives are over. It leaves without the
+        # interpreter's teardown, where torch.distributed's threads can still be joinable and the C++
+        # runtime aborts the rank ("terminate called without an active exception", SIGABRT) after a
+        # run that finished. Measured on the two-process test: 1 abort in 7 runs as before, 2 in 6 with
+        # destroy_process_group() called first, none in 16 with this exit.
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_OK if status in ("finished", "stopped") else EXIT_FAIL)
     r = runs.info_at(run_dir)
     reward = r.last.get("reward")
     summary = f"{status}: {r.steps_done}/{r.steps_total} steps"

@@ -586,13 +586,15 @@ def _timed_run(cmd: list[str], name: str, steps: int, workdir: str) -> dict:
             "cuda_peak_mb": store.meta().get("cuda_peak_mb"), "host_peak_rss_mb": peak}
 
 
-LAB_BUDGET_S = {"default": 20.0, "default_3_seeds": 60.0, "largest": 60.0}
+# default: issue #25's budget for a lab's interactive default on 2 cores (it was 20 s before the four
+# redesigned labs gained arms); the other two are unchanged
+LAB_BUDGET_S = {"default": 60.0, "default_3_seeds": 60.0, "largest": 60.0}
 
 
 def lab_timings(names: list[str] | None = None, sizes=("default", "default_3_seeds", "largest")) -> dict:
     """Wall time of each lab as a user runs it (`python -m rlhf_core lab NAME --json`, imports
     included), at its default settings on one seed and on three (`--seeds 3`, two processes) and
-    at its LARGEST settings, against the 20 s / 60 s / 60 s budgets."""
+    at its LARGEST settings, against the budgets in LAB_BUDGET_S."""
     from . import labs
 
     out: dict = {"command": "python -m rlhf_core bench --labs" + (" --quick" if sizes == ("default",) else ""),

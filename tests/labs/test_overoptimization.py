@@ -69,12 +69,16 @@ def test_learning_rate_climbs_geometrically():
     assert all(b > a for a, b in zip(lrs, lrs[1:]))
 
 
-def test_proxy_rises_fails_when_the_proxies_are_reversed(results):
+def test_proxy_rises_fails_when_the_proxies_are_reversed_and_passes_when_they_rise(results):
     for r in results:
         m = copy.deepcopy(r)
         for a in m["arms"]:
             a["proxy"] = sorted(a["proxy"], reverse=True)
         assert _check("proxy_rises").test(m)
+        for a in m["arms"]:
+            a["proxy"] = sorted(a["proxy"])
+            a["proxy"][-1] += 1e-3  # strictly above the first
+        assert _check("proxy_rises").test(m) is None
 
 
 def test_gold_rises_first_fails_without_a_rise_and_passes_with_one(results):
