@@ -55,9 +55,9 @@ class LabConfig(BaseModel):
 
 def knob(default, help: str, lo=None, hi=None, choices=None, advanced=False):
     """A documented lab setting. `lo`/`hi`/`choices` bound user input (UI widgets and --set; for a
-    list, every item); the costly fields' bounds are the lab's budget: each lab's LARGEST settings
-    (all those maxima together) run in <= 60 s on 2 cores. `advanced` fields sit behind an expander
-    in the app."""
+    list, every item); the costly fields' bounds are the lab's budget, and `bench --labs` measures
+    what a lab's default and LARGEST settings take against `bench.LAB_BUDGET_S`. `advanced` fields sit
+    behind an expander in the app."""
     extra = {"lo": lo, "hi": hi, "choices": choices, "advanced": advanced}
     if isinstance(default, list):
         return Field(default_factory=lambda: list(default), description=help, min_length=1, json_schema_extra=extra)
