@@ -136,6 +136,9 @@ def test_learns_fails_without_learning(quick_replicates):
         untrained = dict(m, final_reward=[[curve[0] for curve in cell] for cell in m["reward_curves"]])
         seen = _check("learns").test(_with(r, clip_k1=untrained))
         assert seen and "halfway" in seen
+        learnt = dict(m, final_reward=[[1.0] * len(cell) for cell in m["final_reward"]],
+                      collapsed=[[False] * len(cell) for cell in m["collapsed"]])
+        assert _check("learns").test(_with(r, clip_k1=learnt)) is None  # the effect added
 
 
 def test_null_arms_match_on_real_runs_and_fails_when_the_arms_differ(quick_replicates):
