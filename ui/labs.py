@@ -199,7 +199,8 @@ def _show_job(job: jobs.LabJob, name: str, overrides: dict, seeds: int, draw, lo
         st.caption(stored_caption(stored))
         result = stored["result"]
     else:
-        st.info("No result for these settings yet. Press **Run lab** (the defaults take under a minute).")
+        st.info("No result for these settings yet. Press **Run lab** (docs/lab-timings.json says how long each "
+                "lab takes at its defaults).")
         st.markdown("**What to look for.** " + look_for)
         return
     show_verdict(name, result)
