@@ -203,10 +203,7 @@ def test_value_based_checks_follow_the_data(quick_replicates):
             [1.0] * len(c) for c in ms["clip_k1_m1"]["final_reward"]]}))
         assert seen and "not a tie" in seen
         # the 64-token arms given the 16-token arms' results: the lead cannot grow
-        same = _with(r, clip_k1_v64=ms["clip_k1"] | {"arm": ms["clip_k1_v64"]["arm"]},
-                     q_learning_v64=ms["q_learning"] | {"arm": ms["q_learning_v64"]["arm"]})
-        same["methods"]["clip_k1_v64"]["arm"] = dict(ms["clip_k1"]["arm"])
-        same["methods"]["q_learning_v64"]["arm"] = dict(ms["q_learning"]["arm"])
+        same = _with(r, clip_k1_v64=ms["clip_k1"], q_learning_v64=ms["q_learning"])
         assert grows.test(same) and "did not grow" in grows.test(same)
         # the effect added: a tie on 16 tokens, and on 64 DQN collapses at every rate while PPO works as on 16
         added = _with(r, q_learning=ms["clip_k1"] | {"arm": dict(ms["q_learning"]["arm"])},
