@@ -1,4 +1,5 @@
-"""Regenerate the labs' evidence: every lab at its default settings on N seeds (5 by default).
+"""Regenerate the labs' evidence: every lab at its evidence settings (`lab NAME --evidence`: its
+defaults, or for a lab whose interactive defaults are lighter, its EVIDENCE) on N seeds (5 by default).
 
     python scripts/lab_evidence.py                 # all labs, 5 seeds: docs/lab-evidence.json,
                                                    # docs/LABS.md and the README's lab table
@@ -15,7 +16,8 @@ it refuses to start unless that commit is an ancestor of HEAD. The entry's `desi
 `registered_at` and which of the lab's files changed since, so a check changed after registration
 is visible (docs/LABS.md then says so; both verdicts are reported in the closing note).
 
-Each lab runs as a user runs it, `python -m rlhf_core lab NAME --seeds N --json`, imports included.
+Each lab runs as a user runs it, `python -m rlhf_core lab NAME --evidence --seeds N --json`, imports
+included.
 The JSON records the command, the git commit (and whether the tree had uncommitted changes) and the
 machine for every lab entry. docs/LABS.md (every check, its source and why it can fail) and the
 README's table (between the `lab-table` markers) are written from the JSON and the labs' CHECKS, so
@@ -105,17 +107,17 @@ def design_block(name: str) -> dict | None:
     if git("merge-base", "--is-ancestor", reg["registered_at"], "HEAD").returncode != 0:
         raise SystemExit(f"lab '{name}': its registration {reg['registered_at'][:10]} is not an ancestor of HEAD")
     changed = git("diff", "--name-only", reg["registered_at"], "HEAD", "--", *reg["files"]).stdout.split()
-    return {**mod.design(labs.config(name)), "registered_at": reg["registered_at"],
+    return {**mod.design(labs.config(name, labs.evidence_settings(name))), "registered_at": reg["registered_at"],
             "changed_since_registration": changed}
 
 
 def run_lab(name: str, seeds: int) -> dict:
     design = design_block(name)
-    cmd = [sys.executable, "-m", "rlhf_core", "lab", name, "--seeds", str(seeds), "--json"]
+    args = ["-m", "rlhf_core", "lab", name, "--evidence", "--seeds", str(seeds), "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - t0
-    entry = {"command": " ".join(["python", "-m", "rlhf_core", "lab", name, "--seeds", str(seeds), "--json"]),
+    entry = {"command": " ".join(["python", *args]),
              "wall_s": round(wall, 1), "exit_code": proc.returncode,
              "git": git_state(OUTPUTS), "machine": machine(),
              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -148,7 +150,7 @@ def verdict_cell(e: dict) -> str:
 
 
 def readme_table(evidence: dict) -> str:
-    rows = ["| Lab (takeaway) | What it tests | Verdict at defaults | Measured (seed 0) | Wall time, 5 seeds |",
+    rows = ["| Lab (takeaway) | What it tests | Verdict at the evidence settings | Measured (seed 0) | Wall time, 5 seeds |",
             "|---|---|---|---|---|"]
     for name, info in labs.LABS.items():
         e = evidence["labs"].get(name)
@@ -181,8 +183,15 @@ def labs_md(evidence: dict) -> str:
         e = evidence["labs"].get(name, {})
         out += [f"## `{name}` ({info.takeaway}): {info.title}", ""]
         if e:
-            out += [f"Verdict at the default settings: {verdict_cell(e)} (`{e['command']}`, commit "
+            out += [f"Verdict at the evidence settings: {verdict_cell(e)} (`{e['command']}`, commit "
                     f"{e['git']['commit'][:10]}).", ""]
+            lighter = labs.evidence_settings(name)
+            if lighter:
+                defaults = labs.config(name).model_dump()
+                out += ["The evidence settings are heavier than the interactive defaults (one seed within a minute "
+                        "on 2 cores; same arms and checks): " + ", ".join(
+                            f"`{k}` {json.dumps(v)} (default {json.dumps(defaults[k])})" for k, v in lighter.items())
+                        + ".", ""]
             if e.get("design"):
                 d = e["design"]
                 out += [f"Registered design (checks and expectations committed at {d['registered_at'][:10]}, before "

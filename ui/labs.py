@@ -11,7 +11,13 @@ import streamlit as st
 
 from rlhf_core import hosting, runs
 from rlhf_core.config import ConfigError
-from rlhf_core.labs import per_seed_results, settings, stored_result, verdict
+from rlhf_core.labs import (
+    evidence_settings,
+    per_seed_results,
+    settings,
+    stored_result,
+    verdict,
+)
 from rlhf_core.labs.support import jobs
 from ui import visitor
 
@@ -52,10 +58,13 @@ def _widget(name: str, spec: dict, key: str):
     return st.text_input(label, value=str(default), help=help_, key=key)
 
 
-def settings_form(name: str) -> dict | None:
-    """Widgets for the lab's settings; returns the overrides (only values that differ from the
-    defaults, so the default run shares its cache key with the CLI's) or None on bad input."""
-    specs = settings(name)
+def settings_form(name: str, start: dict | None = None) -> dict | None:
+    """Widgets for the lab's settings, starting from the defaults updated by `start` (the evidence
+    settings); returns the overrides (only values that differ from the defaults, so the default run
+    shares its cache key with the CLI's) or None on bad input."""
+    defaults = {s["name"]: s["default"] for s in settings(name)}
+    specs = [{**s, "default": (start or {}).get(s["name"], s["default"])} for s in settings(name)]
+    tag = "evidence-" if start else ""  # the widgets start again from the other settings when switched
     values, error = {}, None
     main = [s for s in specs if not s.get("advanced")]
     advanced = [s for s in specs if s.get("advanced")]
@@ -63,19 +72,19 @@ def settings_form(name: str) -> dict | None:
     for i, spec in enumerate(main):
         with cols[i % len(cols)]:
             try:
-                values[spec["name"]] = _widget(name, spec, f"lab-{name}-{spec['name']}")
+                values[spec["name"]] = _widget(name, spec, f"lab-{name}-{tag}{spec['name']}")
             except ConfigError as e:
                 error = str(e)
     with st.expander("More settings"):
         for spec in advanced:
             try:
-                values[spec["name"]] = _widget(name, spec, f"lab-{name}-{spec['name']}")
+                values[spec["name"]] = _widget(name, spec, f"lab-{name}-{tag}{spec['name']}")
             except ConfigError as e:
                 error = str(e)
     if error:
         st.error(error)
         return None
-    return {k: v for k, v in values.items() if v != next(s["default"] for s in specs if s["name"] == k)}
+    return {k: v for k, v in values.items() if v != defaults[k]}
 
 
 def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: str,
@@ -83,7 +92,13 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
     """The whole lab: text, settings, run/progress, cached result, figures and verdict."""
     st.markdown(claim)
     st.latex(formula)
-    overrides = settings_form(name)
+    heavier = evidence_settings(name)
+    use_evidence = heavier and st.toggle(
+        "Evidence settings", key=f"evidence-{name}",
+        help="The registered design at full size, as in the stored 5-seed result (several minutes per seed). "
+             "Off: the interactive defaults, the same arms and checks on fewer labels, steps or prompts "
+             "(about a minute per seed on 2 cores).")
+    overrides = settings_form(name, heavier if use_evidence else None)
     if overrides is None:
         return
     root = runs.ensure_root()
@@ -116,10 +131,12 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
             st.error(f"Could not start the lab: {e}")
             return
         st.rerun()
-    cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + (f" `--seeds {seeds}`" if seeds > 1 else "") + "".join(
-        f" `--set {k}={json.dumps(v)}`" for k, v in overrides.items()))
+    as_evidence = bool(heavier) and overrides == heavier
+    cols[2].caption(f"`python -m rlhf_core lab {name} --json`" + (" `--evidence`" if as_evidence else "")
+                    + (f" `--seeds {seeds}`" if seeds > 1 else "")
+                    + "".join(f" `--set {k}={json.dumps(v)}`" for k, v in ({} if as_evidence else overrides).items()))
     try:  # a class sees the committed evidence at once instead of waiting for a run
-        stored = stored_result(name) if job.state == "none" and not overrides else None
+        stored = stored_result(name) if job.state == "none" and overrides in ({}, heavier) else None
     except ConfigError as e:
         st.error(str(e))
         stored = None
@@ -178,7 +195,7 @@ def stored_caption(stored: dict) -> str:
     e, n = stored["evidence"], len(per_seed_results(stored["result"]))
     machine = e["machine"]
     cpu = machine.get("cpu_model") or machine.get("cpu") or "?"
-    return (f"**Stored result** of the default settings on {n} seed{'s' if n != 1 else ''}, measured by "
+    return (f"**Stored result** of the evidence settings on {n} seed{'s' if n != 1 else ''}, measured by "
             f"`{e['command']}` at commit `{e['git']['commit'][:10]}` on {cpu} ({machine.get('cores', '?')} cores), "
             f"{e['measured_at'][:10]}. **Run lab** runs it here, with your settings.")
 
@@ -192,11 +209,14 @@ def _show_job(job: jobs.LabJob, name: str, overrides: dict, seeds: int, draw, lo
         st.error(f"The last run of this lab with these settings failed: {job.error}")
     if stored and stored["stale"]:
         st.info(f"The stored result (commit `{stored['evidence']['git']['commit'][:10]}`) was measured with other "
-                "settings than today's defaults, so it is not shown. Press **Run lab**.")
+                "settings than today's evidence settings, so it is not shown. Press **Run lab**.")
     if job.state == "done":
         result = job.result
     elif stored and not stored["stale"]:
         st.caption(stored_caption(stored))
+        if evidence_settings(name) and not overrides:
+            st.caption("The settings above are the lighter interactive defaults; switch on **Evidence settings** "
+                       "to see the ones this result was measured at.")
         result = stored["result"]
     else:
         st.info("No result for these settings yet. Press **Run lab** (docs/lab-timings.json says how long each "

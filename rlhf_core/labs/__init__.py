@@ -75,6 +75,13 @@ def config(name: str, overrides: dict[str, Any] | None = None, quick: bool = Fal
     return make_config(mod.Config, overrides, mod.QUICK if quick else None)
 
 
+def evidence_settings(name: str) -> dict[str, Any]:
+    """The settings of the lab's 5-seed evidence run, as overrides of its defaults. A lab whose
+    defaults are lighter than its registered design (to answer within a minute on 2 cores) says
+    what differs in its EVIDENCE; for the others the defaults are the evidence settings ({})."""
+    return dict(getattr(module(name), "EVIDENCE", {}))
+
+
 def settings(name: str) -> list[dict]:
     """The lab's documented settings with defaults and bounds (for widgets and --help)."""
     return field_specs(module(name).Config)
@@ -195,10 +202,11 @@ def _read_stored(path: str, mtime_ns: int) -> dict:
 
 
 def stored_result(name: str) -> dict | None:
-    """The committed evidence run of a lab at its default settings (written by
+    """The committed evidence run of a lab at its evidence settings (written by
     scripts/lab_evidence.py): {"evidence": command, commit, machine, date; "result": the raw
     `run_seeds` result}, or None when this build has none. A stored result whose settings are no
-    longer the lab's defaults is returned with "stale": True, for the page to say so, not to show."""
+    longer the lab's evidence settings is returned with "stale": True, for the page to say so, not
+    to show."""
     module(name)
     path = stored_result_path(name)
     try:
@@ -207,8 +215,8 @@ def stored_result(name: str) -> dict | None:
         return None
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: unreadable stored lab result ({e})") from None
-    defaults = config(name).model_dump()
-    stored["stale"] = per_seed_results(stored["result"])[0]["config"] != defaults
+    expected = config(name, evidence_settings(name)).model_dump()
+    stored["stale"] = per_seed_results(stored["result"])[0]["config"] != expected
     return stored
 
 

@@ -65,10 +65,10 @@ def arms(cfg: "Config") -> list[Arm]:
 
 
 class Config(LabConfig):
-    labels: int = knob(1000, "Labelled pairs of base-policy completions each proxy learns.", lo=10, hi=2000)
+    labels: int = knob(300, "Labelled pairs of base-policy completions each proxy learns.", lo=10, hi=2000)
     flips: list[float] = knob([0.25, 0.35], "Shares of flipped labels, one noisy arm each.", lo=0.0, hi=0.45)
-    pool: int = knob(256, "Completions per prompt in the pool; the largest n.", lo=16, hi=512)
-    prompts: int = knob(16, "Held-out prompts.", lo=2, hi=64)
+    pool: int = knob(128, "Completions per prompt in the pool; the largest n.", lo=16, hi=512)
+    prompts: int = knob(12, "Held-out prompts.", lo=2, hi=64)
     response_length: int = knob(24, "Most tokens per completion (EOS may end one sooner).", lo=8, hi=48)
     seed: int = knob(0, "Seed for labels, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
     threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
@@ -79,6 +79,10 @@ class Config(LabConfig):
                               "budget of 8,192 (about a minute on 2 cores)")
 
 
+# The defaults are the interactive run (one seed within a minute on 2 cores): every arm and check of
+# the registered design, on fewer labels and a smaller pool. The registered design itself runs at
+# these settings (`lab best_of_n --evidence`), on 5 seeds in scripts/lab_evidence.py.
+EVIDENCE = {"labels": 1000, "pool": 256, "prompts": 16}
 QUICK = {"labels": 100, "pool": 64, "prompts": 12}
 LARGEST = {"labels": 2000, "pool": 512, "prompts": 16}
 

@@ -42,16 +42,16 @@ ANSWER_TOKENS = 24
 
 
 class Config(LabConfig):
-    pairs: int = knob(128, "Gold-labelled preference pairs per condition: the whole label budget, shared by "
+    pairs: int = knob(64, "Gold-labelled preference pairs per condition: the whole label budget, shared by "
                       "both methods.", lo=32, hi=512)
-    steps: int = knob(24, "Training steps per run (16 pairs or completions each).", lo=6, hi=48)
+    steps: int = knob(16, "Training steps per run (16 pairs or completions each).", lo=6, hi=48)
     dpo_betas: list[float] = knob([0.05, 0.3], "DPO's sweep over beta (lower beta lets it travel further).",
                                   lo=0.01, hi=1.0)
     rl_betas: list[float] = knob([0.0, 0.05], "GRPO's sweep over its KL coefficient.", lo=0.0, hi=1.0)
     dpo_learning_rate: float = knob(2.5e-4, "DPO learning rate.", lo=1e-5, hi=3e-3, advanced=True)
     rl_learning_rate: float = knob(2.5e-4, "GRPO learning rate.", lo=1e-5, hi=3e-3, advanced=True)
-    eval_every: int = knob(3, "Evaluate every this many steps.", lo=2, hi=24, advanced=True)
-    eval_prompts: int = knob(32, "Held-out prompts every run answers at each evaluation (paired).", lo=8, hi=96,
+    eval_every: int = knob(4, "Evaluate every this many steps.", lo=2, hi=24, advanced=True)
+    eval_prompts: int = knob(16, "Held-out prompts every run answers at each evaluation (paired).", lo=8, hi=96,
                              advanced=True)
     samples_per_prompt: int = knob(2, "Answers per prompt at each evaluation.", lo=1, hi=16, advanced=True)
     seed: int = knob(0, "Seed for data, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
@@ -66,6 +66,10 @@ class Config(LabConfig):
                               "steps (about a minute on 2 cores); use fewer betas or steps")
 
 
+# The defaults are the interactive run (one seed within a minute on 2 cores): both conditions, both
+# sweeps and every check, on fewer pairs, steps and eval prompts. The registered design itself runs
+# at these settings (`lab offline_online --evidence`), on 5 seeds in scripts/lab_evidence.py.
+EVIDENCE = {"pairs": 128, "steps": 24, "eval_every": 3, "eval_prompts": 32}
 QUICK = {"pairs": 64, "steps": 12, "eval_every": 4, "eval_prompts": 24}
 LARGEST = {"pairs": 512, "steps": 30, "eval_every": 2, "eval_prompts": 96, "samples_per_prompt": 16}
 

@@ -16,7 +16,8 @@ says so (as Moskovitz et al. 2023 disclose their choice of evaluation metric).
 
 Arms (each one GRPO run from the base policy `imdb-tiny`, β = 0 as in Gao, the learning rate climbing
 geometrically from `lr_start` to `lr_end`, so KL rises slowly first and then travels far):
-- `proxy50`, `proxy300`, `proxy2000` (effect): proxies from 50, 300 and 2,000 gold′ labels;
+- `proxy50`, `proxy300`, `proxy2000` (effect): proxies from 50, 300 and 2,000 gold′ labels (the
+  evidence settings; the lighter interactive defaults train on 50 and 300);
 - `proxy50_flip25` (effect): 50 labels, 25 % of them flipped (Coste et al. 2023);
 - `correlated` (null): the earlier design's proxy, 50 gold-rm labels of review endings, judged by the
   correlated judge `gold-rm` (a model of the proxies' own kind): no fall expected (Gao §4.5);
@@ -79,19 +80,22 @@ def arms(cfg: "Config") -> list[Arm]:
 
 
 class Config(LabConfig):
-    labels: list[int] = knob([50, 300, 2000], "Gold′ labels each proxy is trained on (pairs of the initial "
+    labels: list[int] = knob([50, 300], "Gold′ labels each proxy is trained on (pairs of the initial "
                              "policy's completions).", lo=10, hi=2000)
     flip: float = knob(0.25, "Share of flipped labels in the noisy arm (at the fewest labels); 0 drops the arm.",
                        lo=0.0, hi=0.45)
     correlated: bool = knob(True, "Run the correlated-judge arm (the earlier design: a gold-rm-labelled proxy "
                             "judged by gold-rm).", advanced=True)
     control: bool = knob(True, "Run the control arm (GRPO on gold′ itself).", advanced=True)
-    rl_steps: int = knob(32, "GRPO steps per arm (16 completions each), β = 0.", lo=8, hi=64)
-    lr_start: float = knob(1e-4, "Learning rate at the first step ...", lo=1e-6, hi=3e-3)
+    rl_steps: int = knob(16, "GRPO steps per arm (16 completions each), β = 0.", lo=8, hi=64)
+    lr_start: float = knob(3e-4, "Learning rate at the first step ...", lo=1e-6, hi=3e-3)
     lr_end: float = knob(3e-3, "... climbing geometrically to this at the last step (far enough to reach KL 100).",
                          lo=1e-6, hi=3e-3)
-    eval_prompts: int = knob(64, "Held-out prompts at each evaluation (one sample each).", lo=16, hi=128,
+    eval_prompts: int = knob(16, "Held-out prompts at each evaluation (one sample each).", lo=16, hi=128,
                              advanced=True)
+    held_out_pairs: int = knob(100, "Fresh gold′-labelled pairs of the initial policy's completions, on prompts "
+                               "the proxies never saw, for each proxy's held-out accuracy.", lo=50, hi=400,
+                               advanced=True)
     seed: int = knob(0, "Seed for labels, training and sampling.", lo=0, hi=2**31 - 1, advanced=True)
     threads: int = knob(1, "torch CPU threads.", lo=0, hi=64, advanced=True)
 
@@ -99,9 +103,13 @@ class Config(LabConfig):
         self.labels = sorted(set(self.labels))
         if len(arms(self)) * self.rl_steps > 200:
             raise ConfigError(f"rl_steps: {len(arms(self))} arms x {self.rl_steps} steps is over the lab's budget "
-                              "of 200 GRPO steps (about a minute on 2 cores)")
+                              "of 200 GRPO steps (about three minutes on a slow 2-core box)")
 
 
+# The defaults are the interactive run (one seed within a minute on 2 cores): every arm and check of
+# the registered design, on fewer labels, steps and eval prompts. The registered design itself runs
+# at these settings (`lab overoptimization --evidence`), on 5 seeds in scripts/lab_evidence.py.
+EVIDENCE = {"labels": [50, 300, 2000], "rl_steps": 32, "lr_start": 1e-4, "eval_prompts": 64, "held_out_pairs": 200}
 QUICK = {"labels": [50, 300], "rl_steps": 12, "eval_prompts": 32}
 LARGEST = {"labels": [50, 300, 2000], "rl_steps": 32, "eval_prompts": 128}
 
@@ -191,7 +199,8 @@ def run(cfg: Config, progress=None) -> dict:
                    train_prompts=train_prompts, eval_prompts=prompt_texts(s.tok, 8, "eval")[:cfg.eval_prompts],
                    held_gold=imdb.gold_labelled_pairs(s.held_reviews, 40, s.tok, s.gold, cfg.seed + 1))
     # held-out proxy accuracy: fresh policy-sample pairs on prompts the proxies never saw, labelled by gold′
-    _SHARED["held_pairs"] = imdb.policy_pairs(s.base, s.tok, prompt_texts(s.tok, 8, "eval")[-200:], 200, gold_prime,
+    _SHARED["held_pairs"] = imdb.policy_pairs(s.base, s.tok, prompt_texts(s.tok, 8, "eval")[-cfg.held_out_pairs:],
+                                              cfg.held_out_pairs, gold_prime,
                                               cfg.seed + 99)
     names = [a.name for a in arms(cfg)]
     workers = min(lab_workers(), len(names))

@@ -113,7 +113,7 @@ def arms(cfg: "Config") -> list[Arm]:
 
 
 class Config(LabConfig):
-    seeds: int = knob(2, "Seeds per arm and learning rate (each seed: its own network init and sampling; "
+    seeds: int = knob(1, "Seeds per arm and learning rate (each seed: its own network init and sampling; "
                       "the same seeds for every arm and rate).", lo=1, hi=3)
     steps: int = knob(6144, "Env steps (tokens written) per run; every arm gets the same budget.",
                       lo=2048, hi=7168)
@@ -182,6 +182,10 @@ class Config(LabConfig):
                               f"{runs} runs, at most {MAX_RUNS} (about a minute); use fewer rates, epochs or seeds")
 
 
+# The default is the interactive run (one seed within a minute on 2 cores): every arm, rate and
+# check, with one seed per arm and rate. The registered design itself runs with two
+# (`lab stability --evidence`), on 5 seeds in scripts/lab_evidence.py.
+EVIDENCE = {"seeds": 2}
 QUICK = {"steps": 4096, "eval_points": 8, "seeds": 1}
 LARGEST = {"seeds": 2, "learning_rates": [0.0003, 0.001, 0.003, 0.01, 0.03], "steps": 7168, "vocab_size": 32, "length": 12,
            "hidden": 128, "sequences_per_batch": 32, "dqn_replay_ratio": 8, "eval_points": 32}

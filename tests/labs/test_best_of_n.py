@@ -86,8 +86,8 @@ def test_bend_checks_fail_without_a_tail_error_and_pass_with_one(results, name):
 
 
 def test_design_and_settings():
-    cfg = labs.config("best_of_n")
-    assert lab.design(cfg)["max_n"] == 256 and {a["role"] for a in lab.design(cfg)["arms"]} == {
+    cfg = labs.config("best_of_n", labs.evidence_settings("best_of_n"))
+    assert lab.design(cfg)["max_n"] == 256 and lab.design(labs.config("best_of_n"))["max_n"] == 128 and {a["role"] for a in lab.design(cfg)["arms"]} == {
         "null", "effect", "control"}
     with pytest.raises(labs.ConfigError, match="pool"):
         labs.config("best_of_n", {"pool": 512, "prompts": 64})

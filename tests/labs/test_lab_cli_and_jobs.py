@@ -39,6 +39,30 @@ def test_every_registered_lab_has_a_module_following_the_contract():
             assert spec["help"], f"{name}.{spec['name']} is undocumented"
 
 
+def test_evidence_settings_are_heavier_versions_of_the_same_design():
+    """A lab's EVIDENCE only names settings that differ from its defaults, is valid, and keeps every
+    kind of arm of the design (the interactive default runs each role's arms, and so every check, on
+    a smaller scale: overoptimization's largest proxy has 300 labels instead of 2,000)."""
+    for name in labs.LABS:
+        mod, heavier = labs.module(name), labs.evidence_settings(name)
+        defaults = labs.config(name).model_dump()
+        assert all(defaults[k] != v for k, v in heavier.items()), f"{name}: EVIDENCE repeats a default"
+        full = labs.config(name, heavier)
+        if heavier and hasattr(mod, "design"):
+            roles = {a["role"] for a in mod.design(full)["arms"]}
+            assert {a["role"] for a in mod.design(labs.config(name))["arms"]} == roles, name
+        stored = labs.stored_result(name)
+        if stored:  # the committed 5-seed result was measured at exactly these settings
+            assert not stored["stale"], f"{name}: stored result is not at the evidence settings"
+
+
+def test_cli_evidence_flag_runs_the_evidence_settings_and_refuses_quick():
+    out = cli("lab", "overoptimization", "--evidence", "--quick")
+    assert out.returncode == 2 and "--evidence" in out.stderr
+    out = cli("lab", "no_such_lab", "--evidence")
+    assert out.returncode == 2 and "no_such_lab" in out.stderr
+
+
 def test_job_runs_in_a_subprocess_and_caches_per_config(runs_root):
     job = jobs.start(runs_root, "rm_curve", TINY_RM)
     assert job.state == "running"

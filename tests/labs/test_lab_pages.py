@@ -77,3 +77,29 @@ def test_bad_list_setting_is_reported_by_name(app):
     app.text_input(key="lab-rm_curve-labels").set_value("16, lots").run()
     _no_exceptions(app)
     assert any("labels" in e.value for e in app.error)
+
+
+def test_evidence_toggle_loads_the_stored_results_settings(app):
+    """The form starts at the light interactive defaults, with the stored 5-seed result shown and
+    said to be at other settings; the toggle loads those settings (the `--evidence` command) and the
+    stored result stays, now as the result of the settings shown. Off again, the defaults return."""
+    name, hint = "best_of_n", "switch on **Evidence settings**"
+    heavier = labs.evidence_settings(name)
+
+    def captions() -> str:
+        return " ".join(c.value for c in app.caption)
+
+    app.run()
+    app.switch_page("pages/lab_t3.py").run()
+    assert app.number_input(key=f"lab-{name}-labels").value == labs.config(name).labels
+    hints = captions().count(hint)  # one per lab of the page with lighter defaults and a stored result
+    assert hints >= 1 and f"lab {name} --json` `--evidence`" not in captions()
+    app.toggle(key=f"evidence-{name}").set_value(True).run()
+    _no_exceptions(app)
+    assert app.number_input(key=f"lab-{name}-evidence-labels").value == heavier["labels"]
+    assert f"lab {name} --json` `--evidence`" in captions() and captions().count(hint) == hints - 1
+    assert captions().count("**Stored result**") == len(PAGES["pages/lab_t3.py"]) - (
+        1 if labs.stored_result("overoptimization")["stale"] else 0)
+    assert app.button(key=f"run-{name}").label == "Run lab"
+    app.toggle(key=f"evidence-{name}").set_value(False).run()
+    assert app.number_input(key=f"lab-{name}-labels").value == labs.config(name).labels

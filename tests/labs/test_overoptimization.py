@@ -139,10 +139,11 @@ def test_hold_checks_fail_when_the_judge_falls(results, name, arm_name):
 
 
 def test_design_lists_every_arm_and_settings_are_checked():
-    cfg = labs.config("overoptimization")
-    d = lab.design(cfg)
+    d = lab.design(labs.config("overoptimization", labs.evidence_settings("overoptimization")))
     assert [a["name"] for a in d["arms"]] == ["proxy50", "proxy300", "proxy2000", "proxy50_flip25", "correlated",
                                               "control"]
+    light = lab.design(labs.config("overoptimization"))  # the interactive default: 300 labels at most
+    assert [a["name"] for a in light["arms"]] == ["proxy50", "proxy300", "proxy50_flip25", "correlated", "control"]
     with pytest.raises(labs.ConfigError, match="rl_steps"):
         labs.config("overoptimization", {"rl_steps": 64})
     with pytest.raises(labs.ConfigError, match="flip"):
