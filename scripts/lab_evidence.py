@@ -149,6 +149,12 @@ def verdict_cell(e: dict) -> str:
     return f"**{e['state']}**, {e['k']}/{e['n']} seeds"
 
 
+def box(machine: dict) -> str:
+    """The box a wall time was measured on: CPU model and whether it has native bf16 (two kinds of
+    AMD EPYC box differ by that, and in speed)."""
+    return f"{machine.get('cpu_model') or machine.get('cpu', '?')}, {'' if machine.get('bf16_native') else 'no '}native bf16"
+
+
 def readme_table(evidence: dict) -> str:
     rows = ["| Lab (takeaway) | What it tests | Verdict at the evidence settings | Measured (seed 0) | Wall time, 5 seeds |",
             "|---|---|---|---|---|"]
@@ -157,7 +163,8 @@ def readme_table(evidence: dict) -> str:
         if not e:
             continue
         head = e["per_seed"][0]["headline"] if e.get("per_seed") else ""
-        rows.append(f"| `{name}` ({info.takeaway}) | {info.title} | {verdict_cell(e)} | {head} | {e['wall_s']:.0f} s |")
+        rows.append(f"| `{name}` ({info.takeaway}) | {info.title} | {verdict_cell(e)} | {head} | {e['wall_s']:.0f} s "
+                    f"({box(e['machine'])}) |")
     return "\n".join(rows)
 
 
