@@ -98,4 +98,4 @@ def test_design_names_both_pair_conditions():
     d = lab.design(labs.config("offline_online"))
     assert d["pair_conditions"] == ["reference", "off_policy"] and d["kl_bins"][-1] == [8.0, 16.0]
     with pytest.raises(labs.ConfigError, match="steps"):
-        labs.config("offline_online", {"steps": 48})
+        labs.config("offline_online", {**labs.evidence_settings("offline_online"), "steps": 48})
