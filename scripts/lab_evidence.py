@@ -196,7 +196,7 @@ def labs_md(evidence: dict) -> str:
             if lighter:
                 defaults = labs.config(name).model_dump()
                 out += ["The evidence settings are heavier than the interactive defaults (one seed within a minute "
-                        "on 2 cores; same arms and checks): " + ", ".join(
+                        "on 2 cores; every kind of arm and every check): " + ", ".join(
                             f"`{k}` {json.dumps(v)} (default {json.dumps(defaults[k])})" for k, v in lighter.items())
                         + ".", ""]
             if e.get("design"):

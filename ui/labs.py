@@ -62,8 +62,9 @@ def settings_form(name: str, start: dict | None = None) -> dict | None:
     """Widgets for the lab's settings, starting from the defaults updated by `start` (the evidence
     settings); returns the overrides (only values that differ from the defaults, so the default run
     shares its cache key with the CLI's) or None on bad input."""
-    defaults = {s["name"]: s["default"] for s in settings(name)}
-    specs = [{**s, "default": (start or {}).get(s["name"], s["default"])} for s in settings(name)]
+    specs = settings(name)
+    defaults = {s["name"]: s["default"] for s in specs}
+    specs = [{**s, "default": (start or {}).get(s["name"], s["default"])} for s in specs]
     tag = "evidence-" if start else ""  # the widgets start again from the other settings when switched
     values, error = {}, None
     main = [s for s in specs if not s.get("advanced")]
@@ -95,8 +96,9 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
     heavier = evidence_settings(name)
     use_evidence = heavier and st.toggle(
         "Evidence settings", key=f"evidence-{name}",
-        help="The registered design at full size, as in the stored 5-seed result (several minutes per seed). "
-             "Off: the interactive defaults, the same arms and checks on fewer labels, steps or prompts "
+        help="The registered design at full size, as in the stored 5-seed result (over a minute per seed on 2 "
+             "cores). Off: the interactive defaults, every kind of arm and every check on fewer labels, steps "
+             "or prompts "
              "(about a minute per seed on 2 cores).")
     overrides = settings_form(name, heavier if use_evidence else None)
     if overrides is None:

@@ -106,8 +106,8 @@ class Config(LabConfig):
                               "of 200 GRPO steps (about three minutes on a slow 2-core box)")
 
 
-# The defaults are the interactive run (one seed within a minute on 2 cores): every arm and check of
-# the registered design, on fewer labels, steps and eval prompts. The registered design itself runs
+# The defaults are the interactive run (one seed within a minute on 2 cores): every kind of arm and
+# every check of the registered design, on fewer labels, steps and eval prompts (no 2,000-label proxy). The registered design itself runs
 # at these settings (`lab overoptimization --evidence`), on 5 seeds in scripts/lab_evidence.py.
 EVIDENCE = {"labels": [50, 300, 2000], "rl_steps": 32, "lr_start": 1e-4, "eval_prompts": 64, "held_out_pairs": 200}
 QUICK = {"labels": [50, 300], "rl_steps": 12, "eval_prompts": 32}
