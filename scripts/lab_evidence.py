@@ -72,7 +72,10 @@ def register(names: list[str], why: str | None = None) -> None:
         raise SystemExit(f"commit the lab's checks before registering them; uncommitted:\n{dirty}")
     regs = registrations()
     head = git("rev-parse", "HEAD").stdout.strip()
-    evidence = json.load(open(EVIDENCE)) if os.path.exists(EVIDENCE) else {"labs": {}}
+    evidence = {"labs": {}}
+    if os.path.exists(EVIDENCE):
+        with open(EVIDENCE) as f:
+            evidence = json.load(f)
     for name in names:
         if not hasattr(labs.module(name), "design"):
             raise SystemExit(f"lab '{name}' has no design(cfg): nothing to register")

@@ -94,12 +94,11 @@ def lab_section(name: str, *, claim: str, formula: str, look_for: str, differs: 
     st.markdown(claim)
     st.latex(formula)
     heavier = evidence_settings(name)
-    use_evidence = heavier and st.toggle(
+    use_evidence = bool(heavier) and st.toggle(
         "Evidence settings", key=f"evidence-{name}",
-        help="The registered design at full size, as in the stored 5-seed result (over a minute per seed on 2 "
-             "cores). Off: the interactive defaults, every kind of arm and every check on fewer labels, steps "
-             "or prompts "
-             "(about a minute per seed on 2 cores).")
+        help="On: the registered design at full size, as in the stored 5-seed result (over a minute per seed "
+             "on 2 cores). Off: the interactive defaults, every kind of arm and every check on fewer labels, "
+             "steps or prompts (within a minute per seed on 2 cores).")
     overrides = settings_form(name, heavier if use_evidence else None)
     if overrides is None:
         return

@@ -209,7 +209,7 @@ def fresh_server(tmp_path_factory):
 @pytest.mark.parametrize("path", sorted(LAB_PAGES))
 def test_every_lab_view_opens_with_its_stored_verdict(fresh_server, page, path):
     """A class opens a lab page with a fresh runs folder and sees, in every tab, the committed
-    5-seed result of the default settings: its verdict, its charts and the commit it came from."""
+    5-seed result of its evidence settings: its verdict, its charts and the commit it came from."""
     from rlhf_core import labs
 
     assert sorted(n for names in LAB_PAGES.values() for n in names) == sorted(labs.LABS)
