@@ -17,7 +17,7 @@ METRICS = ["reward", "kl", "objective", "entropy", "clip_fraction", "response_le
            "policy_loss", "value_loss", "preference_margin", "preference_accuracy", "kl_coef", "clip_range",
            "step_time"]
 SWEEP_KNOBS = ["kl_coef", "clip_range", "learning_rate", "update_epochs", "temperature", "response_length",
-               "generations_per_prompt", "seed"]
+               "generations_per_prompt", "seed", "loss_type", "scale_rewards"]
 
 
 def runs_table(all_runs: list[runs.RunInfo]) -> None:
@@ -111,6 +111,9 @@ def parse_values(knob: str, text: str) -> list:
     field = RunConfig.model_fields[knob]
     out = []
     for part in [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]:
+        if field.annotation not in (int, float):  # a choice such as loss_type: RunConfig checks the name
+            out.append(part)
+            continue
         try:
             out.append(int(part) if field.annotation is int else float(part))
         except ValueError:
@@ -152,8 +155,10 @@ def ready_made_sweeps() -> None:
         name = st.selectbox("Sweep", list(sweeps), format_func=lambda n: sweeps[n].title, key="ready_sweep")
         chosen = sweeps[name]
         st.caption(chosen.description)
-        st.dataframe([{"run": i + 1, "algorithm": c.algorithm, "β": c.kl_coef, "learning rate": c.learning_rate,
-                       "steps": c.steps} for i, c in enumerate(chosen.configs)], hide_index=True)
+        dumps = [c.model_dump() for c in chosen.configs]
+        shown = ["algorithm"] + [k for k in dumps[0] if k != "algorithm" and len({repr(d[k]) for d in dumps}) > 1]
+        st.dataframe([{"run": i + 1, **{k: d[k] for k in shown}, "steps": d["steps"]} for i, d in enumerate(dumps)],
+                     hide_index=True)
         if st.button("Queue these runs", key="ready_sweep_go", type="primary"):
             queue_sweep(list(chosen.configs), chosen.title)
 

@@ -265,7 +265,9 @@ def page() -> None:
         else:
             st.caption(f"{cfg.get('algorithm', '?').upper()} · policy {cfg.get('policy')} · reward "
                        f"{cfg.get('reward')} · β {cfg.get('kl_coef')} · ε {cfg.get('clip_range')} · "
-                       f"update epochs {cfg.get('update_epochs')}")
+                       f"update epochs {cfg.get('update_epochs')}"
+                       + (f" · loss {cfg.get('loss_type', 'dapo')}, rewards scaled by {cfg.get('scale_rewards', 'group')}"
+                          if cfg.get("algorithm") == "grpo" else ""))
         live = info.status in LIVE_STATUSES or info.status == "queued"
         if live:
             live_controls(run_id, info)

@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Algorithm = Literal["ppo", "grpo", "rloo", "dpo"]
+LossType = Literal["dapo", "grpo", "dr_grpo", "bnpo"]  # the first is TRL 1.12's default
+ScaleRewards = Literal["group", "batch", "none"]
 
 
 PRESET_KEY = "preset"  # presets/*.yaml carry {title, description, needs_internet} under this key
@@ -73,6 +75,18 @@ class RunConfig(BaseModel):
     lora_alpha: float = Field(32.0, gt=0, le=4096, description="LoRA scaling numerator (the update is scaled "
                               "by lora_alpha / lora_rank); used only when lora_rank > 0.")
     max_grad_norm: float = Field(1.0, gt=0, le=1e6, description="Gradient clipping norm.")
+    # GRPO extras: how the per-token loss is averaged and how rewards are scaled (TRL's GRPOConfig)
+    loss_type: LossType = Field("dapo", description="GRPO: how per-token losses become one number. dapo "
+                                "(TRL's default): averaged over every completion token in the batch. grpo: "
+                                "averaged within each completion, then over completions, so a short completion's "
+                                "tokens weigh more. dr_grpo: summed and divided by a constant (response_length "
+                                "x completions), which has no length bias. bnpo: averaged over the tokens of "
+                                "the local batch; here one device and one batch, so it equals dapo.")
+    scale_rewards: ScaleRewards = Field("group", description="GRPO: how each reward's advantage is scaled. "
+                                        "group (TRL's default): divided by the standard deviation of its "
+                                        "prompt's group. batch: by the standard deviation of the whole batch. "
+                                        "none: not scaled, as Dr. GRPO recommends (scaling favours prompts "
+                                        "whose completions score alike).")
     # DPO extras
     pairs: int = Field(64, ge=2, le=100_000, description="DPO: preference pairs made once at the start; "
                        "every step trains on prompts_per_step x generations_per_prompt of them.")
@@ -115,6 +129,10 @@ class RunConfig(BaseModel):
         if self.algorithm == "dpo" and self.pairs < self.prompts_per_step * self.generations_per_prompt:
             raise ValueError(f"pairs ({self.pairs}) must be at least one step's batch, prompts_per_step x "
                              f"generations_per_prompt = {self.prompts_per_step * self.generations_per_prompt}, for dpo")
+        for knob in ("loss_type", "scale_rewards"):
+            if self.algorithm != "grpo" and getattr(self, knob) != RunConfig.model_fields[knob].default:
+                raise ValueError(f"{knob} {getattr(self, knob)!r} applies to grpo only, not {self.algorithm} "
+                                 f"(leave it at {RunConfig.model_fields[knob].default!r})")
         if self.min_response_length and self.algorithm == "ppo":
             raise ValueError("min_response_length is supported for grpo and rloo only, not ppo")
         return self

@@ -272,6 +272,28 @@ def test_ready_made_sweep_queues_dpo_and_grpo(app, monkeypatch):
             runs.stop(r.id, wait=10)
 
 
+def test_grpo_loss_knob_and_its_ready_made_sweep(app, monkeypatch):
+    monkeypatch.setenv("RLHF_EXPLORER_MAX_RUNS", "1")
+    app.run()
+    loss = app.selectbox(key="knob_loss_type")
+    assert loss.value == "dapo" and loss.format_func("dapo") == "dapo (TRL's default)" and loss.help
+    loss.set_value("dr_grpo").run()
+    assert app.query_params["loss_type"] in ("dr_grpo", ["dr_grpo"])  # a shared link keeps it
+    app.radio(key="knob_algorithm").set_value("rloo").run()
+    assert app.selectbox(key="knob_loss_type").disabled  # GRPO's alone: RLOO gets TRL's default
+    app.switch_page("pages/compare.py").run()
+    app.selectbox(key="ready_sweep").set_value("grpo-loss-variants").run()
+    no_exceptions(app)
+    app.button(key="ready_sweep_go").click().run()
+    listed = runs.list_runs()
+    try:
+        assert sorted((r.config["loss_type"], r.config["scale_rewards"]) for r in listed) == [
+            ("dapo", "group"), ("dr_grpo", "group"), ("dr_grpo", "none"), ("grpo", "group")]
+    finally:
+        for r in listed:
+            runs.stop(r.id, wait=10)
+
+
 def test_server_skips_the_full_collection_after_every_rerun(monkeypatch):
     """Streamlit collects the whole heap after every script run by default, holding the GIL for
     tens of ms; with a live run refreshing twice a second that was most of a click's latency

@@ -42,6 +42,9 @@ def test_config_yaml_round_trip():
     ({"algorithm": "dqn"}, "algorithm must be one of"),
     ({"klcoef": 1}, "klcoef: unknown config key"),
     ({"generations_per_prompt": 1}, "generations_per_prompt must be >= 2 for grpo"),
+    ({"loss_type": "gspo"}, "loss_type must be one of 'dapo', 'grpo', 'dr_grpo' or 'bnpo', got 'gspo'"),
+    ({"algorithm": "ppo", "loss_type": "dr_grpo"}, "loss_type 'dr_grpo' applies to grpo only, not ppo"),
+    ({"algorithm": "rloo", "scale_rewards": "none"}, "scale_rewards 'none' applies to grpo only, not rloo"),
 ])
 def test_config_errors_name_field_and_value(data, needle):
     with pytest.raises(ConfigError) as e:
@@ -91,6 +94,26 @@ def test_each_algorithm_stores_metrics_and_samples(tmp_path, algorithm):
     assert with_tokens and all(len(s["tokens"]) == len(s["logratios"]) for s in with_tokens)
     assert [h["status"] for h in store.status_history()] == ["queued", "starting", "running", "finished"]
     assert store.metrics_since(2)[0]["step"] == 3  # incremental reads
+
+
+def test_grpo_loss_type_and_reward_scaling_reach_trl(tmp_path, monkeypatch):
+    """The trainer that runs holds the run's loss_type and scale_rewards, not TRL's defaults
+    (dapo, group). Fails if either knob is dropped on the way to GRPOConfig."""
+    from rlhf_core.algorithms import grpo
+
+    seen = {}
+    train = grpo.GroupAdapter.train
+
+    def recording_train(self):
+        seen[self.cfg.loss_type, self.cfg.scale_rewards] = (self.trainer.loss_type, self.trainer.scale_rewards)
+        train(self)
+
+    monkeypatch.setattr(grpo.GroupAdapter, "train", recording_train)
+    for loss_type, scale in [("dr_grpo", "batch"), ("grpo", "none")]:
+        path = make_run(tmp_path, name=loss_type, steps=1, loss_type=loss_type, scale_rewards=scale)
+        assert run_worker(path, install_sigterm=False) == "finished"
+        assert RunStore(path).meta()["config"]["loss_type"] == loss_type
+    assert seen == {("dr_grpo", "batch"): ("dr_grpo", "batch"), ("grpo", "none"): ("grpo", "none")}
 
 
 def test_live_kl_coef_change_is_an_event_and_logged(tmp_path):
@@ -254,6 +277,7 @@ def test_cli_train_show_export(tmp_path):
     ("steps=0", "steps must be ≥ 1"),
     ("algorithm=dqn", "algorithm must be one of"),
     ("reward=nope", "unknown reward 'nope'"),
+    ("loss_type=gspo", "loss_type must be one of"),
 ])
 def test_cli_invalid_config_exits_2_naming_field(setting, needle):
     r = cli("train", "-", "--set", setting)

@@ -19,10 +19,12 @@ REWARD_CHOICES = ["vader", "learned-rm", "gold-rm", "length", "keyword:great", "
 CUSTOM = "other…"
 ALGORITHMS = list(typing.get_args(RunConfig.model_fields["algorithm"].annotation))
 PAIR_SOURCES = list(typing.get_args(RunConfig.model_fields["pair_source"].annotation))
+LOSS_TYPES = list(typing.get_args(RunConfig.model_fields["loss_type"].annotation))
+SCALE_REWARDS = list(typing.get_args(RunConfig.model_fields["scale_rewards"].annotation))
 # knobs shared through the URL; the rest stay at their preset values
 URL_KNOBS = ("algorithm", "policy", "reward", "kl_coef", "clip_range", "learning_rate", "steps",
              "prompts_per_step", "generations_per_prompt", "response_length", "temperature",
-             "update_epochs", "seed", "pairs", "pair_source", "sample_every")
+             "update_epochs", "seed", "loss_type", "scale_rewards", "pairs", "pair_source", "sample_every")
 
 HELP = {
     "algorithm": "GRPO compares each completion with the others for the same prompt (no value network). "
@@ -120,6 +122,11 @@ def _on_preset_change() -> None:
         _apply_config(chosen.config)
 
 
+def _with_default_label(knob: str, value: str) -> str:
+    """'dapo (TRL's default)': the choice a run gets when nobody picks one says whose default it is."""
+    return f"{value} (TRL's default)" if value == RunConfig.model_fields[knob].default else value
+
+
 def _nearest(value, choices):
     return min(choices, key=lambda c: abs(c - value))
 
@@ -192,6 +199,7 @@ def knob_panel() -> dict:
     st.radio("Algorithm", ALGORITHMS, key=_state_key("algorithm"), horizontal=True,
              format_func=str.upper, help=HELP["algorithm"])
     dpo = st.session_state[_state_key("algorithm")] == "dpo"
+    grpo = st.session_state[_state_key("algorithm")] == "grpo"
     free_text = not hosting.hosted()  # a hosted server offers no free-text ids, folders or code
     policy_choice = st.selectbox("Policy", list(named) + ([CUSTOM] if free_text else []), key="knob_policy_choice",
                                  format_func=lambda name: _policy_label(name, named), help=HELP["policy"])
@@ -210,7 +218,7 @@ def knob_panel() -> dict:
         st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))
 
     st.select_slider("kl_coef (β)", KL_CHOICES, key=_state_key("kl_coef"), help=HELP["kl_coef"])
-    with st.expander("More knobs: ε, learning rate, batch, length, steps, seed; DPO's pairs"):
+    with st.expander("More knobs: ε, learning rate, batch, length, steps, seed; GRPO's loss; DPO's pairs"):
         # every widget is drawn for every algorithm (disabled where it does not apply): a widget left
         # out of a rerun loses its value in Streamlit
         st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), disabled=dpo,
@@ -227,6 +235,13 @@ def knob_panel() -> dict:
         c1, c2 = st.columns(2)
         c1.number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
         c2.number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
+        c1, c2 = st.columns(2)
+        c1.selectbox("GRPO loss", LOSS_TYPES, key=_state_key("loss_type"), disabled=not grpo,
+                     format_func=lambda v: _with_default_label("loss_type", v),
+                     help=RunConfig.model_fields["loss_type"].description)
+        c2.selectbox("GRPO reward scaling", SCALE_REWARDS, key=_state_key("scale_rewards"), disabled=not grpo,
+                     format_func=lambda v: _with_default_label("scale_rewards", v),
+                     help=RunConfig.model_fields["scale_rewards"].description)
         c1, c2, c3 = st.columns(3)
         c1.number_input("DPO pairs", 2, 100_000, key=_state_key("pairs"), disabled=not dpo, help=HELP["pairs"])
         c2.selectbox("DPO pair source", PAIR_SOURCES, key=_state_key("pair_source"), disabled=not dpo,
@@ -235,6 +250,8 @@ def knob_panel() -> dict:
                         help=HELP["sample_every"])
 
     values = {name: st.session_state[_state_key(name)] for name in URL_KNOBS if name not in ("policy", "reward")}
+    if not grpo:  # GRPO's loss knobs mean nothing to another trainer, and RunConfig refuses them there
+        values.update({knob: RunConfig.model_fields[knob].default for knob in ("loss_type", "scale_rewards")})
     values.update(policy=policy, reward=reward)
     base = dict(st.session_state.get("_base_config") or {})
     base.update(values)

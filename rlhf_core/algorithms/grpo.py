@@ -2,7 +2,8 @@
 group's mean (no value network), with a KL penalty to the reference model inside the loss.
 
 Knob mapping: kl_coef -> beta, clip_range -> epsilon, update_epochs -> num_iterations,
-prompts_per_step x generations_per_prompt -> per_device_train_batch_size.
+prompts_per_step x generations_per_prompt -> per_device_train_batch_size; loss_type and scale_rewards
+pass through unchanged (GRPO only).
 RLOO (rloo.py) shares this adapter: its trainer has the same shape and live attributes.
 """
 
@@ -163,4 +164,6 @@ def _capture_logps(trainer, recorder: RolloutRecorder) -> None:
 def build(cfg: RunConfig, policy, tok, recorder, prompts, output_dir, device, callbacks) -> GroupAdapter:
     from trl import GRPOConfig, GRPOTrainer
 
-    return GroupAdapter(GRPOTrainer, GRPOConfig, cfg, policy, tok, recorder, prompts, output_dir, device, callbacks)
+    # set even at TRL's defaults, so that a later TRL default cannot change what a run's config says
+    return GroupAdapter(GRPOTrainer, GRPOConfig, cfg, policy, tok, recorder, prompts, output_dir, device, callbacks,
+                        extra_args={"loss_type": cfg.loss_type, "scale_rewards": cfg.scale_rewards})
