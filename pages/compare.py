@@ -1,6 +1,7 @@
 """Runs & Compare: every run in a table, overlays of any metric, the reward-KL frontier, per-run
 exports and deletion, and sweeps (one knob, several values, queued under the concurrency cap)."""
 
+import os
 import time
 
 import streamlit as st
@@ -75,6 +76,7 @@ def run_actions(selected: list[runs.RunInfo]) -> None:
         c1.warning(str(e))
     c2.download_button("Config YAML", cfg_yaml, file_name=f"{run_id}.yaml", mime="text/yaml",
                        key=f"yaml_{run_id}")
+    tensorboard_download(c2, run_id)
     if not runs.may_control(r, visitor.tag()):
         c3.caption("Another visitor started this run: only they can delete it.")
     else:
@@ -107,6 +109,37 @@ def _csv(run_id: str) -> str:
     return buf.getvalue()
 
 
+def tensorboard_download(column, run_id: str) -> None:
+    """Two clicks: make the event files (in a CLI subprocess, so the server never imports torch),
+    then download them zipped. The export is the CLI's own: `export RUN --tensorboard DIR`."""
+    import io
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    key = f"_tensorboard_zip_{run_id}"
+    if column.button("TensorBoard events", key=f"tb_make_{run_id}",
+                     help="Metrics, knob changes, samples and the config as TensorBoard event files; unzip, "
+                          "then tensorboard --logdir <the folder>. The CLI also exports to trackio."):
+        with tempfile.TemporaryDirectory() as out, st.spinner("Writing event files…"):
+            done = subprocess.run([sys.executable, "-m", "rlhf_core", "export", runs.run_dir(run_id),
+                                   "--tensorboard", out], capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                lines = done.stderr.strip().splitlines()
+                column.error(f"Could not export: {lines[-1] if lines else 'exit code ' + str(done.returncode)}")
+                return
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                for folder, _, files in os.walk(out):
+                    for name in files:
+                        z.write(os.path.join(folder, name), arcname=os.path.relpath(os.path.join(folder, name), out))
+            st.session_state[key] = buf.getvalue()
+    if key in st.session_state:
+        column.download_button("Download the zip", st.session_state[key], file_name=f"{run_id}-tensorboard.zip",
+                               mime="application/zip", key=f"tb_{run_id}")
+
+
 def parse_values(knob: str, text: str) -> list:
     field = RunConfig.model_fields[knob]
     out = []
@@ -125,15 +158,17 @@ def parse_values(knob: str, text: str) -> list:
     return out
 
 
-def queue_sweep(configs: list[RunConfig], what: str) -> None:
-    """Preflight and queue every run of a sweep (on a hosted server: all of them, or none)."""
+def queue_sweep(configs: list[RunConfig], what: str, name: str) -> None:
+    """Preflight and queue every run of a sweep (on a hosted server: all of them, or none); the
+    runs share a sweep label (`name` and the time), which exports keep."""
     try:
         runs.check_quota(visitor.tag(), len(configs))
         for cfg in configs:
             runs.preflight(cfg)
         ids = []
+        group = runs.new_sweep_id(name)
         for cfg in configs:
-            ids.append(runs.submit(cfg, owner=visitor.tag()))
+            ids.append(runs.submit(cfg, owner=visitor.tag(), sweep=group))
             time.sleep(0.01)  # distinct creation times keep the queue in order
     except (ConfigError, runs.RunError, StoreError, OSError, ValueError) as e:
         st.error(f"Cannot queue the sweep: {e}")
@@ -160,7 +195,7 @@ def ready_made_sweeps() -> None:
         st.dataframe([{"run": i + 1, **{k: d[k] for k in shown}, "steps": d["steps"]} for i, d in enumerate(dumps)],
                      hide_index=True)
         if st.button("Queue these runs", key="ready_sweep_go", type="primary"):
-            queue_sweep(list(chosen.configs), chosen.title)
+            queue_sweep(list(chosen.configs), chosen.title, chosen.name)
 
 
 def sweep_form() -> None:
@@ -179,7 +214,7 @@ def sweep_form() -> None:
             except ConfigError as e:
                 st.error(f"Cannot queue the sweep: {e}")
                 return
-            queue_sweep(configs, f"{knob} = {text}")
+            queue_sweep(configs, f"{knob} = {text}", f"{knob}-sweep")
 
 
 def live_section(selected_ids: list[str]) -> None:

@@ -1,7 +1,7 @@
 """Command line: `python -m rlhf_core COMMAND ...` (the contract is in DESIGN.md).
 
     train CONFIG.yaml [--run-dir DIR] [--set key=value ...] [--allow-code]
-    show RUN_DIR [--json]          export RUN_DIR --csv FILE
+    show RUN_DIR [--json]          export RUN_DIR... [--csv FILE] [--tensorboard DIR] [--trackio PROJECT]
     zoo [--json]                   zoo eval [--policy NAME] [--json]
     score --reward NAME TEXT...
     generate --policy NAME --prompt TEXT [-n N]
@@ -140,22 +140,35 @@ def cmd_show(a) -> int:
 
 
 def cmd_export(a) -> int:
+    from .export import ExportError, to_tensorboard, to_trackio
     from .store import RunStore, StoreError, write_csv
 
-    try:
-        rows = RunStore(a.run_dir).metrics_since(-1)
-    except StoreError as e:
-        return _fail(str(e), EXIT_INVALID)
-    if a.csv == "-":
-        write_csv(rows, sys.stdout)
-        return EXIT_OK
-    try:
-        with open(a.csv, "w", newline="") as f:
-            write_csv(rows, f)
-    except OSError as e:
-        return _fail(f"{a.csv}: cannot write ({e.strerror})", EXIT_INVALID)
-    if a.csv != "-":
-        print(f"wrote {len(rows)} steps to {a.csv}", file=sys.stderr)
+    if not (a.csv or a.tensorboard or a.trackio):
+        return _fail("export needs --csv FILE, --tensorboard DIR or --trackio PROJECT", EXIT_INVALID)
+    if a.csv and len(a.run_dir) > 1:
+        return _fail("--csv takes one run; --tensorboard and --trackio take several", EXIT_INVALID)
+    for run_dir in a.run_dir:
+        try:
+            if a.csv:
+                rows = RunStore(run_dir).metrics_since(-1)
+                if a.csv == "-":
+                    write_csv(rows, sys.stdout)
+                else:
+                    with open(a.csv, "w", newline="") as f:
+                        write_csv(rows, f)
+                    print(f"wrote {len(rows)} steps to {a.csv}", file=sys.stderr)
+            if a.tensorboard:
+                print(f"wrote {to_tensorboard(run_dir, a.tensorboard)}", file=sys.stderr)
+            if a.trackio:
+                print(f"logged {to_trackio(run_dir, a.trackio)} to trackio project {a.trackio}", file=sys.stderr)
+        except (StoreError, ExportError) as e:
+            return _fail(str(e), EXIT_INVALID)
+        except OSError as e:
+            return _fail(f"{a.csv}: cannot write ({e.strerror})", EXIT_INVALID)
+    if a.tensorboard:
+        print(f"open with: tensorboard --logdir {a.tensorboard}", file=sys.stderr)
+    if a.trackio:
+        print(f"open with: trackio show --project {a.trackio}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -317,9 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_show)
 
-    e = sub.add_parser("export", help="write a run's metrics as CSV")
-    e.add_argument("run_dir")
-    e.add_argument("--csv", required=True, help="output file, or - for stdout")
+    e = sub.add_parser("export", help="write runs as CSV, TensorBoard event files or a trackio project")
+    e.add_argument("run_dir", nargs="+", help="run folders, e.g. runs/<id> (several for --tensorboard, --trackio)")
+    e.add_argument("--csv", help="the run's metrics per step: an output file, or - for stdout")
+    e.add_argument("--tensorboard", metavar="DIR", help="write DIR/<run id>/: metrics, knob changes, samples "
+                   "and the config (again: replaces that run's files); open with tensorboard --logdir DIR")
+    e.add_argument("--trackio", metavar="PROJECT", help="log into a local trackio project (pip install "
+                   "trackio); the runs of one sweep share a group")
     e.set_defaults(fn=cmd_export)
 
     z = sub.add_parser("zoo", help="list policies and rewards; `zoo eval` measures how readable a policy's text is")

@@ -170,8 +170,9 @@ def sweep(name_or_path: str, *, root: str | None = None, **overrides) -> list[Ru
     for cfg in configs:
         _runs.preflight(cfg)
     started = []
+    group = _runs.new_sweep_id(os.path.splitext(os.path.basename(path))[0])
     for cfg in configs:
-        started.append(Run(_runs.submit(cfg, root=root), root))
+        started.append(Run(_runs.submit(cfg, root=root, sweep=group), root))
         time.sleep(0.01)  # distinct creation times keep the queue in order
     return started
 

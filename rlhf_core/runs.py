@@ -330,10 +330,17 @@ def _check_control(run_id: str, root: str | None, owner: str | None) -> RunInfo:
     return r
 
 
+def new_sweep_id(name: str) -> str:
+    """A label shared by the runs queued together as one sweep ('grpo-loss-variants-20261207-231502'):
+    the same sweep queued twice gives two groups (trackio export groups by it)."""
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, cap: int | None = None,
-           owner: str | None = None) -> str:
+           owner: str | None = None, sweep: str | None = None) -> str:
     """Queue a run and start it if the cap allows. Returns its run id. `owner`: the visitor's tag
-    (hosted mode), who alone may then stop or retune it."""
+    (hosted mode), who alone may then stop or retune it. `sweep`: the new_sweep_id of the sweep it
+    belongs to, if any."""
     with _root_lock(ensure_root(root)):  # two quick clicks cannot both pass the quota
         check_quota(owner, 1, root)
         path = create_run(cfg, root)
@@ -342,6 +349,8 @@ def submit(cfg: RunConfig, root: str | None = None, allow_code: bool = False, ca
             meta["allow_code"] = True
         if owner:
             meta["owner"] = owner
+        if sweep:
+            meta["sweep"] = sweep
         if meta:
             RunStore(path).set_meta(**meta)
     schedule(root, cap)

@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -10,6 +11,8 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 for _name in [k for k in os.environ if k.startswith("RLHF_EXPLORER_")]:  # the operator's settings
     os.environ.pop(_name)
 os.environ["RLHF_EXPLORER_WARM_POOL"] = "0"  # tests that want the warm pool turn it on themselves
+# trackio (an export target) writes to this folder, not to the user's ~/.cache
+os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="rlhf-test-trackio-")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

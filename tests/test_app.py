@@ -3,8 +3,10 @@
 AppTest never ticks `run_every` fragments, so each test calls `at.run()` to refresh, as DESIGN.md notes.
 """
 
+import io
 import os
 import time
+import zipfile
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -196,6 +198,12 @@ def test_compare_two_runs(app):
     no_exceptions(app)
     assert any("python -m rlhf_core train" in c.value for c in app.code)
     assert any("accelerate launch" in c.value for c in app.code)
+    run_id = app.selectbox(key="action_run").value
+    app.button(key=f"tb_make_{run_id}").click().run()
+    no_exceptions(app)
+    with zipfile.ZipFile(io.BytesIO(app.session_state[f"_tensorboard_zip_{run_id}"])) as z:
+        assert [n.split("/")[0] for n in z.namelist()] == [run_id]
+        assert "events.out.tfevents" in z.namelist()[0]
 
 
 def test_compare_delete_run(app):
