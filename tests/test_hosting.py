@@ -232,3 +232,37 @@ def test_a_shared_url_cannot_bring_in_what_a_hosted_server_refuses(runs_root, mo
     assert policy.value == "imdb-tiny" and "other…" not in policy.options
     assert reward.value == "vader" and "other…" not in reward.options
     assert not any(o.startswith("hub:") for o in reward.options)
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per Dockerfile instruction, continuation lines joined."""
+    import os
+    import re
+
+    from .conftest import ROOT
+
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        text = re.sub(r"\\\n", " ", f.read())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_the_image_installs_cpu_torch_and_keeps_runs_on_local_disk():
+    """The Docker build cannot run here, so its install line is read: CPU-only torch from PyTorch's
+    CPU index at requirements.txt's pin, before the README's install command, which then keeps it."""
+    import os
+    import shlex
+
+    from .conftest import ROOT
+
+    with open(os.path.join(ROOT, "requirements.txt")) as f:
+        [torch_pin] = [line.strip() for line in f if line.startswith("torch==")]
+    [install] = [args for kind, args in _dockerfile_instructions() if kind == "RUN" and "pip install" in args]
+    commands = [shlex.split(c) for c in install.split("&&")]
+    assert commands[0][:2] == ["pip", "install"] and torch_pin in commands[0]
+    assert commands[0][commands[0].index("--index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    assert commands[1][:2] == ["pip", "install"] and commands[1][-2:] == ["-r", "requirements.txt"]
+    assert "--index-url" not in commands[1] and "--extra-index-url" not in commands[1]
+    env = " ".join(args for kind, args in _dockerfile_instructions() if kind == "ENV")
+    runs_folder = shlex.split(env.split("RLHF_EXPLORER_RUNS=", 1)[1])[0]
+    assert runs_folder.startswith("/home/user/")  # the container's own disk, not a mounted bucket
