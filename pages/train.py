@@ -8,7 +8,8 @@ from rlhf_core.rewards import RewardError
 from rlhf_core.store import FINAL_STATUSES, LIVE_STATUSES, RunStore, StoreError
 from ui.common import fmt_duration, guarded, listed_runs, progress_line, run_data, selected_run_id
 from ui import visitor
-from ui.knobs import CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, preset_picker, sync_url
+from ui.knobs import (CLIP_CHOICES, KL_CHOICES, init_from_url, knob_panel, lesson_from_url, lesson_link_builder,
+                      lesson_note, preset_picker, sync_url)
 
 # twice a second: with the chart's data replaced in place a refresh is cheap for the browser, and a
 # step shows about half a second after the worker stores it (bench --browser)
@@ -224,17 +225,21 @@ def landing_view() -> None:
 @guarded
 def page() -> None:
     st.title("Playground")
-    for w in init_from_url():
+    hidden, note, lesson_warnings = lesson_from_url()
+    for w in init_from_url() + lesson_warnings:
         st.warning(w)
     left, right = st.columns([1, 2.6], gap="large")
     with left:
-        preset_picker()
+        preset_picker(hidden)
+        if note:  # a teacher's lesson link: its sentence sits right above Start
+            lesson_note(note)
         # Start sits right under the preset, on the first screen; the knobs below it are read
         # from their widget state, which is current when the click reruns the page
         start = st.button("Start", type="primary", width="stretch", key="start")
         messages = st.container()
-        values = knob_panel()
+        values = knob_panel(hidden)
         sync_url(values)
+        lesson_link_builder(values, hidden)
         if start:
             start_run(values, messages)
     with right:

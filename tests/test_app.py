@@ -100,6 +100,38 @@ def test_knobs_round_trip_through_the_url(app):
     assert params["clip_range"] == "0.3" and params["kl_coef"] == "0.5"
 
 
+def test_a_lesson_link_hides_knobs_and_puts_its_note_above_start(app):
+    from urllib.parse import parse_qs, urlsplit
+
+    from rlhf_core.presets import PRESETS_DIR
+
+    app.query_params.update({"preset": "no-leash", "hide": "clip_range,learning_rate,preset,nonsense",
+                             "note": "Watch *KL* climb [here](http://example.com)"})
+    app.run()
+    no_exceptions(app)
+    keys = {w.key for w in list(app.select_slider) + list(app.selectbox)}
+    assert {"knob_clip_range", "knob_learning_rate", "preset"}.isdisjoint(keys) and "knob_kl_coef" in keys
+    assert any("'nonsense' is not a knob" in w.value for w in app.warning)
+    [note] = [i.value for i in app.info if "Watch" in i.value]
+    assert "\\*KL\\*" in note and "\\[here\\]\\(http" in note  # shown as text: no emphasis, no link
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in app.query_params.items()}
+    assert params["hide"] == "clip_range,learning_rate,preset,nonsense" and params["note"].startswith("Watch")
+    # the lesson builder turns the current settings into a link
+    app.multiselect(key="lesson_hide").set_value(["kl_coef"]).run()
+    app.text_input(key="lesson_note").input("Set β to 0 and watch KL.").run()
+    [link] = [c.value for c in app.code if "hide=" in c.value]
+    query = parse_qs(urlsplit(link).query)
+    assert query["hide"] == ["kl_coef"] and query["note"] == ["Set β to 0 and watch KL."]
+    assert query["preset"] == ["no-leash"] and query["kl_coef"] == ["0"]
+    # hidden knobs keep the preset's values in the run that Start makes
+    run_id, _ = _start_and_wait_for_steps(app, steps=1)
+    preset = load_preset(os.path.join(PRESETS_DIR, "no-leash.yaml")).config
+    config = runs.info(run_id).config
+    assert (config["kl_coef"], config["clip_range"], config["learning_rate"]) == (
+        preset.kl_coef, preset.clip_range, preset.learning_rate)
+    runs.stop(run_id, wait=10)
+
+
 @pytest.mark.parametrize("bad,needle", [("../../etc", "not a valid run id"), ("no-such-run", "not found")])
 def test_bad_run_ids_get_a_clear_message(app, bad, needle):
     app.query_params["run"] = bad

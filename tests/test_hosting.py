@@ -233,6 +233,17 @@ def test_a_shared_url_cannot_bring_in_what_a_hosted_server_refuses(runs_root, mo
     assert reward.value == "vader" and "other…" not in reward.options
     assert not any(o.startswith("hub:") for o in reward.options)
 
+    # a lesson link is honoured, and hiding a knob does not let its refused value through
+    lesson = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=60)
+    lesson.query_params.update({"policy": "gpt2", "hide": "policy,steps", "note": "Only press Start."})
+    lesson.run()
+    assert not lesson.exception
+    assert "policy='gpt2' ignored" in " ".join(w.value for w in lesson.warning)
+    assert not [w for w in lesson.selectbox if w.key == "knob_policy_choice"]
+    assert any("Only press Start" in i.value for i in lesson.info)
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in lesson.query_params.items()}
+    assert params["policy"] == "imdb-tiny" and params["hide"] == "policy,steps"
+
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) per Dockerfile instruction, continuation lines joined."""

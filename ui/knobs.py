@@ -3,7 +3,9 @@ round trip of the current settings through the URL's query parameters (shareable
 
 from __future__ import annotations
 
+import re
 import typing
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -21,10 +23,14 @@ ALGORITHMS = list(typing.get_args(RunConfig.model_fields["algorithm"].annotation
 PAIR_SOURCES = list(typing.get_args(RunConfig.model_fields["pair_source"].annotation))
 LOSS_TYPES = list(typing.get_args(RunConfig.model_fields["loss_type"].annotation))
 SCALE_REWARDS = list(typing.get_args(RunConfig.model_fields["scale_rewards"].annotation))
+LESSON_NOTE_MAX = 500  # characters: one or two sentences above Start
+# what a lesson link may hide: the preset picker and every knob the URL carries
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~:$])")
 # knobs shared through the URL; the rest stay at their preset values
 URL_KNOBS = ("algorithm", "policy", "reward", "kl_coef", "clip_range", "learning_rate", "steps",
              "prompts_per_step", "generations_per_prompt", "response_length", "temperature",
              "update_epochs", "seed", "loss_type", "scale_rewards", "pairs", "pair_source", "sample_every")
+HIDEABLE = ("preset",) + URL_KNOBS
 
 HELP = {
     "algorithm": "GRPO compares each completion with the others for the same prompt (no value network). "
@@ -143,11 +149,14 @@ def init_from_url() -> list[str]:
     presets = offered_presets()
     by_name = {p.name: p for p in presets}
     preset = st.query_params.get("preset")
+    warnings = []
+    if preset is not None and preset not in by_name:
+        warnings.append(f"URL parameter preset={preset!r} ignored: this server offers no such preset "
+                        f"(offered: {', '.join(by_name)}); showing {presets[0].name}")
     if preset not in by_name:
         preset = presets[0].name
     st.session_state["preset"] = preset
     base = by_name[preset].config
-    warnings = []
     overrides = {}
     for name in URL_KNOBS:
         raw = st.query_params.get(name)
@@ -168,6 +177,56 @@ def init_from_url() -> list[str]:
     return warnings
 
 
+def lesson_from_url() -> tuple[frozenset[str], str | None, list[str]]:
+    """A teacher's link: ?hide=clip_range,learning_rate hides those knobs (they keep the link's or
+    the preset's values) and ?note=... puts one sentence above Start. Returns (hidden knobs, note,
+    warnings for what could not be used). Display only: what a run may do is still checked at Start
+    (and on a hosted server by its own rules), whatever the page hides."""
+    warnings = []
+    hidden = set()
+    for name in (n.strip() for n in st.query_params.get("hide", "").split(",")):
+        if name in HIDEABLE:
+            hidden.add(name)
+        elif name:
+            warnings.append(f"URL parameter hide: {name!r} is not a knob (hideable: {', '.join(HIDEABLE)})")
+    note = st.query_params.get("note", "").strip() or None
+    if note and len(note) > LESSON_NOTE_MAX:
+        warnings.append(f"URL parameter note is {len(note)} characters long (at most {LESSON_NOTE_MAX}); "
+                        "not shown")
+        note = None
+    return frozenset(hidden), note, warnings
+
+
+def lesson_note(note: str) -> None:
+    """The teacher's sentence, shown as plain text: a link's text never becomes markup or links."""
+    st.info(_MARKDOWN_SPECIAL.sub(r"\\\1", note), icon="🧑‍🏫")
+
+
+def lesson_link(values: dict, hide: list[str], note: str) -> str:
+    """The address of this Playground with the current knobs, the preset, and the lesson's hidden
+    knobs and note, ready to hand to a class."""
+    params = _knob_params(values)
+    if hide:
+        params["hide"] = ",".join(hide)
+    if note.strip():
+        params["note"] = note.strip()
+    page = (st.context.url or "").split("?", 1)[0]
+    return f"{page}?{urlencode(params)}"
+
+
+def lesson_link_builder(values: dict, hidden: frozenset[str]) -> None:
+    """'Copy a lesson link': pick knobs to hide and a sentence; the link appears with a copy button."""
+    with st.expander("Copy a lesson link"):
+        st.caption("For a class: a link that opens the Playground on these settings, with the knobs you "
+                   "pick hidden and your sentence above Start. Hidden knobs keep their values. It changes "
+                   "nothing a server enforces: a hosted server checks every run at Start as always.")
+        hide = st.multiselect("Hide these knobs", HIDEABLE, default=sorted(hidden), key="lesson_hide")
+        note = st.text_input("One sentence for the students", key="lesson_note", max_chars=LESSON_NOTE_MAX,
+                             placeholder="e.g. Set β to 0, press Start, and watch what happens to KL.")
+        st.code(lesson_link(values, hide, note), language=None, wrap_lines=True)
+        st.caption("Copy it with the icon at the right of the link.")
+
+
 def _coerce(name: str, raw: str):
     field = RunConfig.model_fields[name]
     if field.annotation is int:
@@ -177,10 +236,14 @@ def _coerce(name: str, raw: str):
     return raw
 
 
-def preset_picker() -> None:
+def preset_picker(hidden: frozenset[str] = frozenset()) -> None:
     """The preset and a one-line description: with Start beneath them, the first screen of the
-    Playground (everything else may fold away)."""
+    Playground (everything else may fold away). A lesson that hides the preset shows its title."""
     presets = offered_presets()
+    if "preset" in hidden:
+        current = {p.name: p for p in presets}[st.session_state["preset"]]
+        st.markdown(f"**{current.title}**", help=current.description)
+        return
     named = _named_policies()
     titles = {p.name: p.title + ("  (needs internet)" if p.needs_internet else "")
               + ("  (not installed)" if named.get(p.config.policy, {}).get("unavailable") else "")
@@ -192,81 +255,112 @@ def preset_picker() -> None:
     st.caption(first_sentence, help=current.description)
 
 
-def knob_panel() -> dict:
-    """Draw the knobs (the essential ones open, the rest folded); return their values as a dict
-    (not yet validated)."""
-    named = _named_policies()
-    st.radio("Algorithm", ALGORITHMS, key=_state_key("algorithm"), horizontal=True,
-             format_func=str.upper, help=HELP["algorithm"])
-    dpo = st.session_state[_state_key("algorithm")] == "dpo"
-    grpo = st.session_state[_state_key("algorithm")] == "grpo"
-    free_text = not hosting.hosted()  # a hosted server offers no free-text ids, folders or code
-    policy_choice = st.selectbox("Policy", list(named) + ([CUSTOM] if free_text else []), key="knob_policy_choice",
-                                 format_func=lambda name: _policy_label(name, named), help=HELP["policy"])
-    policy = policy_choice
-    if policy_choice == CUSTOM:
-        policy = st.text_input("Hub id or local folder", key="knob_policy_custom",
-                               placeholder="e.g. gpt2, lvwerra/gpt2-imdb or ./my-model").strip()
-    reward_choice = st.selectbox("Reward", _reward_choices(), key="knob_reward_choice",
-                                 help=HELP["reward"])
-    reward = reward_choice
-    if reward_choice == CUSTOM:
-        reward = st.text_input("Reward name", key="knob_reward_custom",
-                               placeholder="keyword:<word>, length:30, hub:<id>, file:rewards/<file>.py:<function>").strip()
-    spec = STATIC_SPECS.get(reward.split(":")[0])
-    if spec:
-        st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))
+def knob_panel(hidden: frozenset[str] = frozenset()) -> dict:
+    """Draw the knobs (the essential ones open, the rest folded), leaving out those a lesson link
+    hides; return their values as a dict (not yet validated). A hidden knob keeps the value the
+    preset and the link gave it."""
+    base = dict(st.session_state.get("_base_config") or {})
 
-    st.select_slider("kl_coef (β)", KL_CHOICES, key=_state_key("kl_coef"), help=HELP["kl_coef"])
+    def shown(name: str, where=st):
+        """Where the knob's widget goes, or a stand-in that draws nothing when the lesson hides it."""
+        return _NOT_DRAWN if name in hidden else where
+
+    named = _named_policies()
+    shown("algorithm").radio("Algorithm", ALGORITHMS, key=_state_key("algorithm"), horizontal=True,
+                             format_func=str.upper, help=HELP["algorithm"])
+    algorithm = base.get("algorithm") if "algorithm" in hidden else st.session_state[_state_key("algorithm")]
+    dpo, grpo = algorithm == "dpo", algorithm == "grpo"
+    free_text = not hosting.hosted()  # a hosted server offers no free-text ids, folders or code
+    policy = base.get("policy")
+    if "policy" not in hidden:
+        policy = st.selectbox("Policy", list(named) + ([CUSTOM] if free_text else []), key="knob_policy_choice",
+                              format_func=lambda name: _policy_label(name, named), help=HELP["policy"])
+        if policy == CUSTOM:
+            policy = st.text_input("Hub id or local folder", key="knob_policy_custom",
+                                   placeholder="e.g. gpt2, lvwerra/gpt2-imdb or ./my-model").strip()
+    reward = base.get("reward", "")
+    if "reward" not in hidden:
+        reward = st.selectbox("Reward", _reward_choices(), key="knob_reward_choice", help=HELP["reward"])
+        if reward == CUSTOM:
+            reward = st.text_input("Reward name", key="knob_reward_custom",
+                                   placeholder="keyword:<word>, length:30, hub:<id>, file:rewards/<file>.py:<function>").strip()
+        spec = STATIC_SPECS.get(reward.split(":")[0])
+        if spec:
+            st.caption(spec.description + (" Needs internet." if spec.needs_network else ""))
+
+    shown("kl_coef").select_slider("kl_coef (β)", KL_CHOICES, key=_state_key("kl_coef"), help=HELP["kl_coef"])
     with st.expander("More knobs: ε, learning rate, batch, length, steps, seed; GRPO's loss; DPO's pairs"):
         # every widget is drawn for every algorithm (disabled where it does not apply): a widget left
         # out of a rerun loses its value in Streamlit
-        st.select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), disabled=dpo,
-                         help=HELP["clip_range"] + (" DPO has no clip range." if dpo else ""))
-        st.select_slider("learning_rate", LR_CHOICES, key=_state_key("learning_rate"),
-                         format_func=lambda v: f"{v:g}", help=HELP["learning_rate"])
+        shown("clip_range").select_slider("clip_range (ε)", CLIP_CHOICES, key=_state_key("clip_range"), disabled=dpo,
+                                          help=HELP["clip_range"] + (" DPO has no clip range." if dpo else ""))
+        shown("learning_rate").select_slider("learning_rate", LR_CHOICES, key=_state_key("learning_rate"),
+                                             format_func=lambda v: f"{v:g}", help=HELP["learning_rate"])
         c1, c2 = st.columns(2)
-        c1.number_input("prompts / step", 1, 256, key=_state_key("prompts_per_step"), help=HELP["prompts_per_step"])
-        c2.number_input("generations / prompt", 1, 32, key=_state_key("generations_per_prompt"),
-                        help=HELP["generations_per_prompt"])
-        c1.number_input("response length", 1, 256, key=_state_key("response_length"), help=HELP["response_length"])
-        c2.number_input("update epochs", 1, 16, key=_state_key("update_epochs"), help=HELP["update_epochs"])
-        st.slider("temperature", 0.1, 2.0, key=_state_key("temperature"), step=0.1, help=HELP["temperature"])
+        shown("prompts_per_step", c1).number_input("prompts / step", 1, 256, key=_state_key("prompts_per_step"),
+                                                   help=HELP["prompts_per_step"])
+        shown("generations_per_prompt", c2).number_input("generations / prompt", 1, 32,
+                                                         key=_state_key("generations_per_prompt"),
+                                                         help=HELP["generations_per_prompt"])
+        shown("response_length", c1).number_input("response length", 1, 256, key=_state_key("response_length"),
+                                                  help=HELP["response_length"])
+        shown("update_epochs", c2).number_input("update epochs", 1, 16, key=_state_key("update_epochs"),
+                                                help=HELP["update_epochs"])
+        shown("temperature").slider("temperature", 0.1, 2.0, key=_state_key("temperature"), step=0.1,
+                                    help=HELP["temperature"])
         c1, c2 = st.columns(2)
-        c1.number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
-        c2.number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
+        shown("steps", c1).number_input("steps", 1, 100_000, key=_state_key("steps"), help=HELP["steps"])
+        shown("seed", c2).number_input("seed", 0, 2**31 - 1, key=_state_key("seed"), help=HELP["seed"])
         c1, c2 = st.columns(2)
-        c1.selectbox("GRPO loss", LOSS_TYPES, key=_state_key("loss_type"), disabled=not grpo,
-                     format_func=lambda v: _with_default_label("loss_type", v),
-                     help=RunConfig.model_fields["loss_type"].description)
-        c2.selectbox("GRPO reward scaling", SCALE_REWARDS, key=_state_key("scale_rewards"), disabled=not grpo,
-                     format_func=lambda v: _with_default_label("scale_rewards", v),
-                     help=RunConfig.model_fields["scale_rewards"].description)
+        shown("loss_type", c1).selectbox("GRPO loss", LOSS_TYPES, key=_state_key("loss_type"), disabled=not grpo,
+                                         format_func=lambda v: _with_default_label("loss_type", v),
+                                         help=RunConfig.model_fields["loss_type"].description)
+        shown("scale_rewards", c2).selectbox("GRPO reward scaling", SCALE_REWARDS, key=_state_key("scale_rewards"),
+                                             disabled=not grpo,
+                                             format_func=lambda v: _with_default_label("scale_rewards", v),
+                                             help=RunConfig.model_fields["scale_rewards"].description)
         c1, c2, c3 = st.columns(3)
-        c1.number_input("DPO pairs", 2, 100_000, key=_state_key("pairs"), disabled=not dpo, help=HELP["pairs"])
-        c2.selectbox("DPO pair source", PAIR_SOURCES, key=_state_key("pair_source"), disabled=not dpo,
-                     help=HELP["pair_source"])
-        c3.number_input("DPO samples every", 1, 10_000, key=_state_key("sample_every"), disabled=not dpo,
-                        help=HELP["sample_every"])
+        shown("pairs", c1).number_input("DPO pairs", 2, 100_000, key=_state_key("pairs"), disabled=not dpo,
+                                        help=HELP["pairs"])
+        shown("pair_source", c2).selectbox("DPO pair source", PAIR_SOURCES, key=_state_key("pair_source"),
+                                           disabled=not dpo, help=HELP["pair_source"])
+        shown("sample_every", c3).number_input("DPO samples every", 1, 10_000, key=_state_key("sample_every"),
+                                               disabled=not dpo, help=HELP["sample_every"])
 
-    values = {name: st.session_state[_state_key(name)] for name in URL_KNOBS if name not in ("policy", "reward")}
+    values = {name: base[name] if name in hidden else st.session_state[_state_key(name)]
+              for name in URL_KNOBS if name not in ("policy", "reward")}
     if not grpo:  # GRPO's loss knobs mean nothing to another trainer, and RunConfig refuses them there
         values.update({knob: RunConfig.model_fields[knob].default for knob in ("loss_type", "scale_rewards")})
     values.update(policy=policy, reward=reward)
-    base = dict(st.session_state.get("_base_config") or {})
     base.update(values)
     return base
 
 
-def sync_url(values: dict) -> None:
-    """Mirror the knobs into the URL so that copying it shares the exact setting."""
+class _NotDrawn:
+    """Stands in for a Streamlit container when a lesson hides a knob: every widget call draws nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+_NOT_DRAWN = _NotDrawn()
+
+
+def _knob_params(values: dict) -> dict[str, str]:
     params = {"preset": st.session_state.get("preset", "")}
     for name in URL_KNOBS:
         v = values.get(name)
         if v is not None:
             params[name] = f"{v:g}" if isinstance(v, float) else str(v)
-    run = st.query_params.get("run")
-    if run:
-        params["run"] = run
+    return params
+
+
+def sync_url(values: dict) -> None:
+    """Mirror the knobs into the URL so that copying it shares the exact setting (a lesson's hide
+    and note, and the run being watched, stay in it)."""
+    params = _knob_params(values)
+    for kept in ("hide", "note", "run"):
+        if st.query_params.get(kept):
+            params[kept] = st.query_params[kept]
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
