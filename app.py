@@ -55,7 +55,8 @@ def sidebar() -> None:
             st.caption(f"Shared server: you can stop and retune the runs you start and watch everyone's "
                        f"(yours queued or training: {mine} of {host.runs_per_visitor}).")
         else:
-            st.caption(f"Runs folder: `{runs.runs_root()}`")
+            root = runs.runs_root()  # relative to where the app was started, when it lies inside it
+            st.caption(f"Runs folder: `{os.path.relpath(root) if root.startswith(os.getcwd() + os.sep) else root}`")
         try:  # a pre-started worker makes Start -> first point about a second
             # a fresh listing, not the shared cached one: whether a run trains right now decides
             # the priority a new warm worker boots at

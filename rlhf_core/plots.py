@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 MAX_POINTS = 3000
 # the live panels are ~250 px wide: more points than pixels only cost the browser time
 LIVE_MAX_POINTS = 500
-LIVE_PANEL_SIZE = (250, 150)  # width, height in px: three panels fit beside the knobs at 1366 px
+LIVE_PANEL_SIZE = (190, 150)  # width, height in px: three panels fit beside the knobs and the open sidebar at 1366 px
 LIVE_PANELS = (
     ("reward", "Reward (mean ± std)"),
     ("kl", "KL to reference (nats / completion)"),

@@ -199,7 +199,7 @@ def lesson_from_url() -> tuple[frozenset[str], str | None, list[str]]:
 
 def lesson_note(note: str) -> None:
     """The teacher's sentence, shown as plain text: a link's text never becomes markup or links."""
-    st.info(_MARKDOWN_SPECIAL.sub(r"\\\1", note), icon="🧑‍🏫")
+    st.info(_MARKDOWN_SPECIAL.sub(r"\\\1", note), icon=":material/school:")
 
 
 def lesson_link(values: dict, hide: list[str], note: str) -> str:

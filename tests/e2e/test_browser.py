@@ -1,7 +1,8 @@
 """End to end in a real browser: Debian Chromium driven by Playwright against `streamlit run`.
 
 Skips (with the reason) only where no Chromium is installed; .ci/run installs it, so CI runs these.
-Screenshots land in test-artifacts/screenshots/ (the README's images come from there).
+Screenshots land in test-artifacts/screenshots/, for looking into a failure; the README's images
+come from scripts/screenshots.py.
 """
 
 import os
