@@ -119,6 +119,19 @@ def unavailable() -> str | None:
     return None
 
 
+def wait_for_page(page, read, predicate, timeout: float = 60.0, what: str = "the page"):
+    """Poll `read(page)` every 0.3 s until `predicate` holds; return that value, or raise
+    TimeoutError naming `what` and the last value read."""
+    deadline = time.time() + timeout
+    value = None
+    while time.time() < deadline:
+        value = read(page)
+        if predicate(value):
+            return value
+        page.wait_for_timeout(300)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}; last value {value!r}")
+
+
 def _rss_mb(pid: int) -> float:
     from .bench import status_mb
 

@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from rlhf_core.bench import git_state, machine  # noqa: E402
-from rlhf_core.bench_browser import CHROMIUM_ARGS, LIVE_CHART_JS, AppServer, chromium_path  # noqa: E402
+from rlhf_core.bench_browser import (CHROMIUM_ARGS, LIVE_CHART_JS, AppServer, chromium_path,  # noqa: E402
+                                     wait_for_page)
 
 OUT = os.path.join(ROOT, "docs", "screenshots")
 VIEWPORT = {"width": 1440, "height": 1000}
@@ -39,14 +40,10 @@ def chart_points(page) -> int:
 
 
 def wait_until(page, read, predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    value = None
-    while time.time() < deadline:
-        value = read(page)
-        if predicate(value):
-            return value
-        page.wait_for_timeout(300)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what} (last: {value!r})")
+    try:
+        return wait_for_page(page, read, predicate, timeout, what)
+    except TimeoutError as e:
+        raise SystemExit(str(e)) from None
 
 
 def start_run(page, url: str, query: str) -> None:

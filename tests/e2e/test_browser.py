@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from rlhf_core.bench_browser import LIVE_CHART_JS
+from rlhf_core.bench_browser import LIVE_CHART_JS, wait_for_page
 from tests.conftest import ROOT
 from tests.e2e.support import browser, page, serve  # noqa: F401 - fixtures
 
@@ -47,14 +47,7 @@ def live_marks(page) -> list[str]:
 
 
 def wait_js(page, read, predicate, timeout=60.0):
-    deadline = time.time() + timeout
-    value = None
-    while time.time() < deadline:
-        value = read(page)
-        if predicate(value):
-            return value
-        page.wait_for_timeout(300)
-    raise AssertionError(f"timed out; last value {value!r}")
+    return wait_for_page(page, read, predicate, timeout)
 
 
 def record_timing(name, seconds):
