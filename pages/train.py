@@ -41,10 +41,11 @@ def start_run(values: dict, messages) -> None:
 
 
 @st.fragment
-def live_controls(run_id: str, info: runs.RunInfo) -> None:
+def live_controls(run_id: str, info: runs.RunInfo, hidden: frozenset[str] = frozenset()) -> None:
     """Apply beta/epsilon mid-run, and Stop. Changes land at the next step and become events.
     A fragment: a click here reruns these controls only, not the page and its chart. On a hosted
-    server only the visitor who started the run sees them."""
+    server only the visitor who started the run sees them. A lesson link that hides kl_coef or
+    clip_range hides its live slider too."""
     if visitor.unknown_yet():
         st.caption("Recognising this browser…")
         return
@@ -57,19 +58,21 @@ def live_controls(run_id: str, info: runs.RunInfo) -> None:
     cur_clip = last.get("clip_range") or cfg.get("clip_range", 0.2)
     dpo = cfg.get("algorithm") == "dpo"
     with st.container(border=True):
-        st.markdown("**Live knobs** — applied at the next step")
+        live = [k for k in ("kl_coef", "clip_range") if k not in hidden and not (dpo and k == "clip_range")]
+        st.markdown("**Live knobs** — applied at the next step" if live else "**This run**")
         c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
-        new_kl = c1.select_slider("β (kl_coef)", KL_CHOICES, value=min(KL_CHOICES, key=lambda v: abs(v - cur_kl)),
-                                  key=f"live_kl_{run_id}")
+        changes = {}
+        if "kl_coef" in live:
+            changes["kl_coef"] = c1.select_slider("β (kl_coef)", KL_CHOICES,
+                                                  value=min(KL_CHOICES, key=lambda v: abs(v - cur_kl)),
+                                                  key=f"live_kl_{run_id}")
         if dpo:  # DPOTrainer reads β at every step; it has no clip range
             c2.caption("DPO reads β at every step, in its loss. It has no clip range.")
-            changes = {"kl_coef": new_kl}
-        else:
-            new_clip = c2.select_slider("ε (clip_range)", CLIP_CHOICES,
-                                        value=min(CLIP_CHOICES, key=lambda v: abs(v - cur_clip)),
-                                        key=f"live_clip_{run_id}")
-            changes = {"kl_coef": new_kl, "clip_range": new_clip}
-        if c3.button("Apply", key=f"apply_{run_id}", type="primary"):
+        elif "clip_range" in live:
+            changes["clip_range"] = c2.select_slider("ε (clip_range)", CLIP_CHOICES,
+                                                     value=min(CLIP_CHOICES, key=lambda v: abs(v - cur_clip)),
+                                                     key=f"live_clip_{run_id}")
+        if changes and c3.button("Apply", key=f"apply_{run_id}", type="primary"):
             try:
                 runs.set_knobs(run_id, owner=visitor.tag(), **changes)
                 st.toast(", ".join(f"{plots.KNOB_SYMBOL[k]} → {v:g}" for k, v in changes.items()) + " at the next step")
@@ -275,7 +278,7 @@ def page() -> None:
                           if cfg.get("algorithm") == "grpo" else ""))
         live = info.status in LIVE_STATUSES or info.status == "queued"
         if live:
-            live_controls(run_id, info)
+            live_controls(run_id, info, hidden)
             st.toggle("Pause live", key="pause_live", help="Freeze the charts so you can zoom and pan.")
             if info.status == "queued":
                 st.fragment(run_every=QUEUED_REFRESH_S)(queued_panel)(run_id)

@@ -123,8 +123,10 @@ def test_a_lesson_link_hides_knobs_and_puts_its_note_above_start(app):
     query = parse_qs(urlsplit(link).query)
     assert query["hide"] == ["kl_coef"] and query["note"] == ["Set β to 0 and watch KL."]
     assert query["preset"] == ["no-leash"] and query["kl_coef"] == ["0"]
-    # hidden knobs keep the preset's values in the run that Start makes
+    # hidden knobs keep the preset's values in the run that Start makes, and stay hidden while it trains
     run_id, _ = _start_and_wait_for_steps(app, steps=1)
+    live = {s.key for s in app.select_slider}
+    assert f"live_kl_{run_id}" in live and f"live_clip_{run_id}" not in live
     preset = load_preset(os.path.join(PRESETS_DIR, "no-leash.yaml")).config
     config = runs.info(run_id).config
     assert (config["kl_coef"], config["clip_range"], config["learning_rate"]) == (
