@@ -1,8 +1,13 @@
 """Runs & Compare: every run in a table, overlays of any metric, the reward-KL frontier, per-run
 exports and deletion, and sweeps (one knob, several values, queued under the concurrency cap)."""
 
+import io
 import os
+import subprocess
+import sys
+import tempfile
 import time
+import zipfile
 
 import streamlit as st
 import yaml
@@ -102,8 +107,6 @@ def delete_button(column, run_id: str) -> None:
 
 
 def _csv(run_id: str) -> str:
-    import io
-
     buf = io.StringIO()
     write_csv(RunStore(runs.run_dir(run_id)).metrics_since(-1), buf)  # every step, not the thinned cache
     return buf.getvalue()
@@ -112,12 +115,6 @@ def _csv(run_id: str) -> str:
 def tensorboard_download(column, run_id: str) -> None:
     """Two clicks: make the event files (in a CLI subprocess, so the server never imports torch),
     then download them zipped. The export is the CLI's own: `export RUN --tensorboard DIR`."""
-    import io
-    import subprocess
-    import sys
-    import tempfile
-    import zipfile
-
     key = f"_tensorboard_zip_{run_id}"
     if column.button("TensorBoard events", key=f"tb_make_{run_id}",
                      help="Metrics, knob changes, samples and the config as TensorBoard event files; unzip, "

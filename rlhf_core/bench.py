@@ -90,6 +90,15 @@ def fill_between(text: str, start: str, end: str, body: str, source: str = "READ
     return head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
 
 
+def rewrite_between(path: str, start: str, end: str, body: str) -> None:
+    """Replace the generated block between two markers in a file (the README) in place."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    text = fill_between(text, start, end, body, source=os.path.basename(path))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def git_state(outputs: tuple[str, ...] = ()) -> dict:
     """The commit a figure was measured at, and whether the tree had uncommitted changes then
     (other than `outputs`, the files and folders the measuring script itself writes)."""

@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from rlhf_core import labs  # noqa: E402
-from rlhf_core.bench import fill_between, git_state, machine  # noqa: E402
+from rlhf_core.bench import git_state, machine, rewrite_between  # noqa: E402
 
 EVIDENCE = os.path.join(ROOT, "docs", "lab-evidence.json")
 REGISTRATIONS = os.path.join(ROOT, "docs", "lab-registrations.json")
@@ -240,10 +240,7 @@ def labs_md(evidence: dict) -> str:
 
 
 def write_readme_table(evidence: dict) -> None:
-    with open(README) as f:
-        text = f.read()
-    with open(README, "w") as f:
-        f.write(fill_between(text, TABLE_START, TABLE_END, readme_table(evidence)))
+    rewrite_between(README, TABLE_START, TABLE_END, readme_table(evidence))
 
 
 def main(argv=None) -> int:
