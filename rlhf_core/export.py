@@ -96,18 +96,13 @@ def to_tensorboard(run_dir: str, out_dir: str) -> str:
                         global_step=0, walltime=meta.get("created"))
         # the HParams tab: this run's knobs beside its last reward and KL (written into the run's own
         # folder, not add_hparams' extra sub-run, so the scalars above are the metrics it shows)
-        final = {k: v for k, v in (rows[-1] if rows else {}).items() if k in ("reward", "kl")}
-        metric_tags = {k: _numeric(v) or 0.0 for k, v in final.items()}
+        final = {k: _numeric(v) for k, v in (rows[-1] if rows else {}).items() if k in ("reward", "kl")}
+        metric_tags = {k: v for k, v in final.items() if v is not None}  # a NaN reward is left out, not zeroed
         for summary in hparams({k: _hparam(v) for k, v in config.items() if v is not None}, metric_tags):
             writer.file_writer.add_summary(summary)
     finally:
         writer.close()
     return target
-
-
-def sweep_group(run_dir: str) -> str | None:
-    """The sweep a run was queued in (runs.submit records it), or None for a single run."""
-    return RunStore(run_dir).meta().get("sweep")
 
 
 def to_trackio(run_dir: str, project: str) -> str:
