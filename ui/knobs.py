@@ -24,13 +24,13 @@ PAIR_SOURCES = list(typing.get_args(RunConfig.model_fields["pair_source"].annota
 LOSS_TYPES = list(typing.get_args(RunConfig.model_fields["loss_type"].annotation))
 SCALE_REWARDS = list(typing.get_args(RunConfig.model_fields["scale_rewards"].annotation))
 LESSON_NOTE_MAX = 500  # characters: one or two sentences above Start
-# what a lesson link may hide: the preset picker and every knob the URL carries
+# the characters that Markdown (and Streamlit's :icon: and $math$) would read: escaped in a lesson note
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~:$])")
 # knobs shared through the URL; the rest stay at their preset values
 URL_KNOBS = ("algorithm", "policy", "reward", "kl_coef", "clip_range", "learning_rate", "steps",
              "prompts_per_step", "generations_per_prompt", "response_length", "temperature",
              "update_epochs", "seed", "loss_type", "scale_rewards", "pairs", "pair_source", "sample_every")
-HIDEABLE = ("preset",) + URL_KNOBS
+HIDEABLE = ("preset",) + URL_KNOBS  # what a lesson link may hide: the preset picker and every URL knob
 
 HELP = {
     "algorithm": "GRPO compares each completion with the others for the same prompt (no value network). "
