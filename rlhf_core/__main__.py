@@ -148,6 +148,7 @@ def cmd_export(a) -> int:
     if a.csv and len(a.run_dir) > 1:
         return _fail("--csv takes one run; --tensorboard and --trackio take several", EXIT_INVALID)
     for run_dir in a.run_dir:
+        target = a.csv
         try:
             if a.csv:
                 rows = RunStore(run_dir).metrics_since(-1)
@@ -157,14 +158,16 @@ def cmd_export(a) -> int:
                     with open(a.csv, "w", newline="") as f:
                         write_csv(rows, f)
                     print(f"wrote {len(rows)} steps to {a.csv}", file=sys.stderr)
+            target = a.tensorboard
             if a.tensorboard:
                 print(f"wrote {to_tensorboard(run_dir, a.tensorboard)}", file=sys.stderr)
+            target = f"trackio project {a.trackio}"
             if a.trackio:
                 print(f"logged {to_trackio(run_dir, a.trackio)} to trackio project {a.trackio}", file=sys.stderr)
         except (StoreError, ExportError) as e:
             return _fail(str(e), EXIT_INVALID)
-        except OSError as e:
-            return _fail(f"{a.csv}: cannot write ({e.strerror})", EXIT_INVALID)
+        except OSError as e:  # the file or folder being written, not always the CSV
+            return _fail(f"{target}: cannot write ({e.strerror or e})", EXIT_INVALID)
     if a.tensorboard:
         print(f"open with: tensorboard --logdir {a.tensorboard}", file=sys.stderr)
     if a.trackio:

@@ -89,3 +89,10 @@ def test_trackio_export_keeps_metrics_config_and_the_sweep_as_a_group(finished_r
     assert [row["kl_coef"] for row in logs] == pytest.approx([r["kl_coef"] for r in rows])
     with pytest.raises(ExportError, match="already in trackio project 'rlhf-test'"):
         to_trackio(finished_run, "rlhf-test")
+
+
+def test_an_unwritable_tensorboard_folder_is_named(finished_run, tmp_path):
+    blocker = tmp_path / "tb"
+    blocker.write_text("a file where the folder should be")
+    r = cli("export", finished_run, "--tensorboard", str(blocker))
+    assert r.returncode == 2 and str(blocker) in r.stderr and "Traceback" not in r.stderr, r.stderr
